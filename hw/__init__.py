@@ -1,0 +1,1 @@
+"""fxvae hardware side: Amaranth generators and board builds."""

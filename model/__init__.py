@@ -1,0 +1,1 @@
+"""fxvae model side: data, float reference VAE, numerics spec, quantization, golden model."""

@@ -1,0 +1,468 @@
+"""The numerics specification of fxvae: every rule that decides a bit.
+
+Both the golden model (:mod:`model.golden`) and the Amaranth generator
+(:mod:`hw`) import this module; neither re-derives a constant or a rounding
+rule of its own.  The float reference model (:mod:`model.vae`) imports the
+real-valued approximants from here too, so that float-vs-quantized measures
+quantization only.
+
+The rules, on one page
+----------------------
+* A value is two's complement ``Fmt(width, frac)``: ``real = int / 2**frac``.
+* Every right shift that drops bits rounds half up: ``(x + 2**(s-1)) >> s``
+  with an arithmetic shift (:func:`round_shift`).
+* Every narrowing saturates to the destination range (:func:`saturate`).
+  Nothing wraps.  :func:`requantize` = round then saturate.
+* Dense layer: ``acc = sum(x*w) + b`` at full precision, fraction
+  ``fx + fw`` (the bias is stored already aligned to it), accumulator width
+  from :func:`acc_width` so no sum can overflow; then one :func:`requantize`
+  to the output format, then ReLU (the two commute).
+* Odd polynomials (output sigmoid, Gaussian correction) run Horner's rule on
+  ``u = x*x`` with coefficients and intermediates ``HORNER_GUARD_BITS``
+  fractional bits wider than the output (:func:`odd_poly`).
+* sigma = exp(logvar/2) comes from a ROM indexed by the clamped logvar
+  rounded to ``index_frac`` bits (:func:`sigma_rom_contents`).
+* z = mu + sigma*eps is summed exactly, then requantized once
+  (:func:`reparam`).
+* eps: twelve maximal-length Fibonacci LFSRs (lengths 41..63, XAPP052 taps)
+  each give 12 fresh bits a draw; the 12 uniforms are summed (Irwin-Hall,
+  unit variance) and optionally bent by Teichroew's odd polynomial
+  (:func:`sample_eps`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "SigmoidApprox", "SIGMOID_KINDS", "LOGVAR_RANGE", "HORNER_GUARD_BITS",
+    "Fmt", "round_shift", "saturate", "requantize", "acc_width", "dense",
+    "OddPoly", "odd_poly_spec", "odd_poly", "SigmoidSpec", "sigmoid_spec", "sigmoid",
+    "SigmaRomSpec", "sigma_rom_spec", "sigma_rom_contents", "sigma_rom_index",
+    "reparam", "Lfsr", "LFSR_BANK", "lfsr_seeds", "lfsr_step", "lfsr_stream",
+    "UNIFORM_BITS", "N_UNIFORMS", "IRWIN_HALL_FRAC", "IRWIN_HALL_OFFSET",
+    "TEICHROEW_COEFFS", "SamplerSpec", "sampler_spec", "eps_from_uniforms", "MODES",
+]
+
+# --------------------------------------------------------------------------
+# Real-valued approximants shared with the float model
+
+
+@dataclass(frozen=True)
+class SigmoidApprox:
+    """An odd quintic around 0 for the output sigmoid.
+
+    ``sigma(x) ~= 1/2 + x*(c1 + u*(c3 + u*c5))`` with ``u = x*x``, evaluated on
+    the input clamped to ``[-input_clamp, input_clamp]``.  For ``taylor5`` the
+    clamp 2.29 minimises the worst error over all reals (0.0465); for
+    ``minimax5`` the clamp is where the polynomial reaches exactly 1, so the
+    output saturates there (worst error 0.0096).
+    """
+
+    coeffs: tuple[float, float, float]
+    input_clamp: float
+
+
+SIGMOID_KINDS: dict[str, SigmoidApprox] = {
+    "taylor5": SigmoidApprox(coeffs=(1 / 4, -1 / 48, 1 / 480), input_clamp=2.29),
+    "minimax5": SigmoidApprox(coeffs=(0.232432, -0.0109205, 2.3631e-4),
+                              input_clamp=4.692952946289555),
+}
+
+#: log sigma^2 is clamped to this range in the float model and in hardware:
+#: sigma = exp(logvar/2) then spans [0.018, 7.39], which the sigma ROM covers.
+LOGVAR_RANGE: tuple[float, float] = (-8.0, 4.0)
+
+#: Extra fractional bits of polynomial coefficients and Horner intermediates
+#: beyond the output format; 10 keeps the arithmetic error <= 0.53 output LSB.
+HORNER_GUARD_BITS = 10
+
+# --------------------------------------------------------------------------
+# Formats and the three primitive operations
+
+
+@dataclass(frozen=True)
+class Fmt:
+    """Two's-complement fixed point: ``width`` bits, ``frac`` of them fractional."""
+
+    width: int
+    frac: int
+
+    def __post_init__(self):
+        if not isinstance(self.width, int) or not isinstance(self.frac, int):
+            raise TypeError(f"Fmt width and frac must be int, not {self.width!r}, {self.frac!r}")
+        if self.width < 2:
+            raise ValueError(f"Fmt width must be at least 2 (sign + 1 bit), not {self.width}")
+
+    @property
+    def min_int(self) -> int:
+        return -(1 << (self.width - 1))
+
+    @property
+    def max_int(self) -> int:
+        return (1 << (self.width - 1)) - 1
+
+    @property
+    def lsb(self) -> float:
+        return 2.0 ** -self.frac
+
+    @property
+    def max_real(self) -> float:
+        return self.max_int * self.lsb
+
+    @property
+    def min_real(self) -> float:
+        return self.min_int * self.lsb
+
+    def quantize(self, real) -> np.ndarray:
+        """Real -> int: round half up, saturate (never wraps)."""
+        scaled = np.floor(np.asarray(real, dtype=np.float64) * 2.0 ** self.frac + 0.5)
+        return np.clip(scaled, self.min_int, self.max_int).astype(np.int64)
+
+    def to_real(self, ints) -> np.ndarray:
+        return np.asarray(ints, dtype=np.float64) * self.lsb
+
+    def to_json(self) -> list[int]:
+        return [self.width, self.frac]
+
+    @classmethod
+    def from_json(cls, value) -> "Fmt":
+        if not (isinstance(value, (list, tuple)) and len(value) == 2):
+            raise ValueError(f"a format is [width, frac], not {value!r}")
+        return cls(int(value[0]), int(value[1]))
+
+    def __str__(self) -> str:
+        return f"Q{self.width}.{self.frac}"
+
+
+def round_shift(x, shift: int):
+    """Arithmetic shift right by ``shift`` rounding half up; ``shift <= 0`` shifts left exactly."""
+    if shift <= 0:
+        return x << -shift
+    return (x + (1 << (shift - 1))) >> shift
+
+
+def saturate(x, fmt: Fmt):
+    """Clamp an integer (array) into ``fmt``'s range."""
+    if isinstance(x, np.ndarray):
+        return np.clip(x, fmt.min_int, fmt.max_int)
+    return min(max(x, fmt.min_int), fmt.max_int)
+
+
+def requantize(x, from_frac: int, fmt: Fmt):
+    """Change fraction from ``from_frac`` to ``fmt.frac`` (round half up), then saturate.
+
+    A left shift (``fmt.frac > from_frac``) first clips ``x`` to one step
+    beyond the values that land inside ``fmt``: the result is the same, and
+    an int64 array cannot wrap on the way.
+    """
+    shift = from_frac - fmt.frac
+    if shift < 0:
+        x = saturate(x, Fmt(max(fmt.width + shift, 1) + 1, 0))
+    return saturate(round_shift(x, shift), fmt)
+
+
+def acc_width(x_fmt: Fmt, w_fmt: Fmt, n_in: int) -> int:
+    """Accumulator width that cannot overflow.
+
+    Each product and the aligned bias lie in ``[-2**(wx+ww-2), 2**(wx+ww-2)]``;
+    ``n_in + 1`` of them stay below ``2**(wx+ww+ceil(log2 n_in)) - 1``.
+    """
+    if n_in < 1:
+        raise ValueError(f"a dense layer needs at least one input, not {n_in}")
+    return x_fmt.width + w_fmt.width + math.ceil(math.log2(n_in)) + 1
+
+
+def dense(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, x_fmt: Fmt, w_fmt: Fmt,
+          out_fmt: Fmt, activation: str) -> np.ndarray:
+    """Reference integer dense layer: ``x`` (batch, n_in), ``weight`` (n_out, n_in).
+
+    ``bias`` is at the accumulator's fraction ``x_fmt.frac + w_fmt.frac``.
+    Exact int64 arithmetic (slow; :mod:`model.golden` has the fast exact path).
+    """
+    acc = x.astype(np.int64) @ weight.astype(np.int64).T + bias.astype(np.int64)
+    out = requantize(acc, x_fmt.frac + w_fmt.frac, out_fmt)
+    if activation == "relu":
+        return np.maximum(out, 0)
+    if activation == "linear":
+        return out
+    raise ValueError(f"activation must be 'relu' or 'linear', not {activation!r}")
+
+
+@dataclass(frozen=True)
+class OddPoly:
+    """Integer odd polynomial ``c1 x + c3 x^3 + ...`` for ``|x| <= 2**scale_log2``.
+
+    Horner runs on ``v = x / 2**scale_log2`` (the same integer read with
+    ``scale_log2`` more fractional bits), with coefficients ``c_i * 2**(i *
+    scale_log2)``: then ``|v| <= 1``, every coefficient's rounding error
+    weighs at most one unit of ``coef_frac``, and no intermediate outgrows
+    64 bits.
+    """
+
+    x_frac: int
+    scale_log2: int
+    coef_frac: int
+    coeffs_int: tuple[int, ...]
+    out_frac: int
+
+    @property
+    def v_frac(self) -> int:
+        return self.x_frac + self.scale_log2
+
+
+def odd_poly_spec(coeffs, x_max: float, x_frac: int, out_frac: int) -> OddPoly:
+    scale_log2 = max(0, math.ceil(math.log2(x_max)))
+    coef_frac = out_frac + HORNER_GUARD_BITS
+    scaled = [c * 2.0 ** (scale_log2 * (2 * i + 1)) for i, c in enumerate(coeffs)]
+    coeffs_int = tuple(int(math.floor(c * 2 ** coef_frac + 0.5)) for c in scaled)
+    if 2 * coef_frac + max(abs(c) for c in coeffs_int).bit_length() - coef_frac > 62:
+        raise ValueError(f"odd polynomial at {coef_frac} fractional bits would overflow 64-bit steps")
+    return OddPoly(x_frac, scale_log2, coef_frac, coeffs_int, out_frac)
+
+
+def odd_poly(x, poly: OddPoly):
+    """``v * (c1 + u*(c3 + u*(c5 + ...)))`` with ``u = v*v``, Horner's rule.
+
+    ``u`` and every Horner step are rounded to ``coef_frac`` bits; the final
+    product is rounded to ``out_frac``.  Pipeline stage k of the hardware does
+    exactly step k of this loop.
+    """
+    u = round_shift(x * x, 2 * poly.v_frac - poly.coef_frac)
+    acc = poly.coeffs_int[-1]
+    for coeff in reversed(poly.coeffs_int[:-1]):
+        acc = coeff + round_shift(u * acc, poly.coef_frac)
+    return round_shift(x * acc, poly.v_frac + poly.coef_frac - poly.out_frac)
+
+
+# --------------------------------------------------------------------------
+# Output sigmoid
+
+
+@dataclass(frozen=True)
+class SigmoidSpec:
+    """Integer parameters of the sigmoid unit (input = the last layer's logits)."""
+
+    kind: str
+    in_fmt: Fmt
+    out_fmt: Fmt
+    poly: OddPoly
+    clamp_int: int
+    half_int: int
+    one_int: int
+
+
+def sigmoid_spec(kind: str, in_fmt: Fmt, out_fmt: Fmt) -> SigmoidSpec:
+    if kind not in SIGMOID_KINDS:
+        raise ValueError(f"sigmoid kind must be one of {sorted(SIGMOID_KINDS)}, not {kind!r}")
+    if out_fmt.frac < 1 or out_fmt.max_real < 1:
+        raise ValueError(f"sigmoid output format {out_fmt} cannot hold 1")
+    approx = SIGMOID_KINDS[kind]
+    clamp = min(int(math.floor(approx.input_clamp * 2 ** in_fmt.frac + 0.5)), in_fmt.max_int)
+    poly = odd_poly_spec(approx.coeffs, clamp * in_fmt.lsb, in_fmt.frac, out_fmt.frac)
+    return SigmoidSpec(kind, in_fmt, out_fmt, poly, clamp,
+                       half_int=1 << (out_fmt.frac - 1), one_int=1 << out_fmt.frac)
+
+
+def sigmoid(x, spec: SigmoidSpec):
+    """Clamp the input, odd quintic by Horner, add 1/2, saturate to [0, 1]."""
+    xc = np.clip(x, -spec.clamp_int, spec.clamp_int)
+    return np.clip(odd_poly(xc, spec.poly) + spec.half_int, 0, spec.one_int)
+
+
+# --------------------------------------------------------------------------
+# sigma = exp(logvar / 2) from a ROM
+
+
+@dataclass(frozen=True)
+class SigmaRomSpec:
+    """The ROM maps the clamped, re-rounded logvar to sigma.
+
+    Address = ``round_shift(clip(logvar, lo_int, hi_int), logvar_fmt.frac -
+    index_frac) - lo_index``.
+    """
+
+    logvar_fmt: Fmt
+    sigma_fmt: Fmt
+    index_frac: int
+    lo_int: int
+    hi_int: int
+
+    @property
+    def lo_index(self) -> int:
+        return round_shift(self.lo_int, self.logvar_fmt.frac - self.index_frac)
+
+    @property
+    def depth(self) -> int:
+        return round_shift(self.hi_int, self.logvar_fmt.frac - self.index_frac) - self.lo_index + 1
+
+
+def sigma_rom_spec(logvar_fmt: Fmt, sigma_fmt: Fmt, index_frac: int = 6) -> SigmaRomSpec:
+    lo, hi = LOGVAR_RANGE
+    lo_int = max(math.ceil(lo * 2 ** logvar_fmt.frac), logvar_fmt.min_int)
+    hi_int = min(math.floor(hi * 2 ** logvar_fmt.frac), logvar_fmt.max_int)
+    if sigma_fmt.max_real < math.exp(hi / 2):
+        raise ValueError(f"sigma format {sigma_fmt} cannot hold exp({hi}/2) = {math.exp(hi / 2):.3f}")
+    return SigmaRomSpec(logvar_fmt, sigma_fmt, index_frac, lo_int, hi_int)
+
+
+def sigma_rom_contents(spec: SigmaRomSpec) -> np.ndarray:
+    """The ROM image: entry k holds sigma at logvar = (lo_index + k) / 2**index_frac."""
+    logvar = (spec.lo_index + np.arange(spec.depth)) * 2.0 ** -spec.index_frac
+    return spec.sigma_fmt.quantize(np.exp(logvar / 2))
+
+
+def sigma_rom_index(logvar, spec: SigmaRomSpec):
+    clamped = np.clip(logvar, spec.lo_int, spec.hi_int)
+    return round_shift(clamped, spec.logvar_fmt.frac - spec.index_frac) - spec.lo_index
+
+
+# --------------------------------------------------------------------------
+# Reparameterization
+
+
+def reparam(mu, sigma, eps, mu_fmt: Fmt, sigma_fmt: Fmt, eps_fmt: Fmt, z_fmt: Fmt):
+    """z = mu + sigma*eps, summed exactly at the finer fraction, requantized once.
+
+    With ``eps = 0`` this is mu requantized to ``z_fmt``: the deterministic
+    mode uses the same datapath.
+    """
+    prod_frac = sigma_fmt.frac + eps_fmt.frac
+    acc_frac = max(prod_frac, mu_fmt.frac)
+    acc = (mu << (acc_frac - mu_fmt.frac)) + ((sigma * eps) << (acc_frac - prod_frac))
+    return requantize(acc, acc_frac, z_fmt)
+
+
+# --------------------------------------------------------------------------
+# LFSRs
+
+
+@dataclass(frozen=True)
+class Lfsr:
+    """Fibonacci LFSR as a bit sequence: ``s[t] = XOR_k s[t - k]`` for k in ``taps``.
+
+    State = the last ``length`` bits, bit i = s[T - length + i] (bit 0 oldest).
+    One draw appends ``UNIFORM_BITS`` bits; the first appended is the
+    uniform's MSB.  Every tap is at least ``UNIFORM_BITS``, so all bits of a
+    draw depend only on the state before it (one clock in hardware).
+    """
+
+    length: int
+    taps: tuple[int, ...]
+
+
+#: Maximal-length taps from Xilinx XAPP052, one register per uniform; distinct
+#: lengths, so the streams' periods (2**n - 1 >= 2**41) are distinct too.
+LFSR_BANK: tuple[Lfsr, ...] = tuple(Lfsr(t[0], t) for t in (
+    (41, 38), (43, 42, 38, 37), (45, 44, 42, 41), (47, 42), (49, 40), (51, 50, 36, 35),
+    (53, 52, 38, 37), (55, 31), (57, 50), (59, 58, 38, 37), (61, 60, 46, 45), (63, 62)))
+
+UNIFORM_BITS = 12
+N_UNIFORMS = len(LFSR_BANK)
+
+
+def lfsr_seeds(seed: int, bank: tuple[Lfsr, ...] = LFSR_BANK) -> tuple[int, ...]:
+    """Nonzero initial states derived from one integer (splitmix64 per register)."""
+    seeds = []
+    for index, lfsr in enumerate(bank):
+        z = (seed * 0x9E3779B97F4A7C15 + (index + 1) * 0xBF58476D1CE4E5B9) & (2 ** 64 - 1)
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & (2 ** 64 - 1)
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & (2 ** 64 - 1)
+        z = (z ^ (z >> 31)) & ((1 << lfsr.length) - 1)
+        seeds.append(z or 1)
+    return tuple(seeds)
+
+
+def lfsr_step(lfsr: Lfsr, state: int, nbits: int = UNIFORM_BITS) -> tuple[int, int]:
+    """Append ``nbits`` bits (one clock): returns (the bits, first MSB; new state)."""
+    n = lfsr.length
+    if nbits > min(lfsr.taps):
+        raise ValueError(f"{nbits} bits a step need every tap >= {nbits}, taps are {lfsr.taps}")
+    bits = 0
+    new = 0
+    for j in range(nbits):
+        bit = 0
+        for k in lfsr.taps:
+            bit ^= (state >> (n - k + j)) & 1
+        new |= bit << j
+        bits = (bits << 1) | bit
+    return bits, (state >> nbits) | (new << (n - nbits))
+
+
+def lfsr_stream(lfsr: Lfsr, state: int, nbits: int) -> tuple[np.ndarray, int]:
+    """The next ``nbits`` bits of the sequence (uint8 array) and the new state.
+
+    Same sequence as repeated :func:`lfsr_step`, computed in chunks: since
+    ``p(x)**(2**j) = p(x**(2**j))`` over GF(2), the taps times ``2**j`` are a
+    recurrence too, so chunks grow as the history does.
+    """
+    n = lfsr.length
+    seq = np.empty(n + nbits, dtype=np.uint8)
+    seq[:n] = [(state >> i) & 1 for i in range(n)]
+    t = n
+    while t < n + nbits:
+        scale = 1
+        while n * scale * 2 <= t:
+            scale *= 2
+        chunk = min(min(lfsr.taps) * scale, n + nbits - t)
+        block = np.zeros(chunk, dtype=np.uint8)
+        for k in lfsr.taps:
+            block ^= seq[t - k * scale: t - k * scale + chunk]
+        seq[t:t + chunk] = block
+        t += chunk
+    window = seq[nbits:]
+    new_state = int.from_bytes(np.packbits(window[::-1]).tobytes(), "big") >> (-n % 8)
+    return seq[n:], new_state
+
+
+# --------------------------------------------------------------------------
+# Gaussian sampler
+
+#: Sum of 12 uniforms of 12 bits, each read as (u + 1/2) / 4096, minus 6:
+#: integer ``sum(u) - 24570`` at 12 fractional bits, unit variance, reach +-6.
+IRWIN_HALL_FRAC = UNIFORM_BITS
+IRWIN_HALL_OFFSET = N_UNIFORMS * ((1 << UNIFORM_BITS) - 1) // 2
+
+#: Teichroew's correction, on r = S/4: eps = a1 r + a3 r^3 + ... + a9 r^9.
+TEICHROEW_COEFFS = (3.949846138, 0.252408784, 0.076542912, 0.008355968, 0.029899776)
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    correction: str              # "teichroew" or "none"
+    eps_fmt: Fmt
+    poly: OddPoly | None         # Teichroew's polynomial on S = sum - offset
+    seeds: tuple[int, ...]
+
+
+def sampler_spec(correction: str = "teichroew", seed: int = 1) -> SamplerSpec:
+    reach = N_UNIFORMS / 2  # |S| <= 6
+    if correction == "teichroew":
+        eps_fmt = Fmt(16, 11)  # reach +-8.65
+        # r = S/4, so the coefficient of S^i is a_i / 4^i.
+        coeffs = [a / 4 ** (2 * i + 1) for i, a in enumerate(TEICHROEW_COEFFS)]
+        poly = odd_poly_spec(coeffs, reach, IRWIN_HALL_FRAC, eps_fmt.frac)
+    elif correction == "none":
+        eps_fmt, poly = Fmt(16, IRWIN_HALL_FRAC), None  # reach +-6, exact
+    else:
+        raise ValueError(f"correction must be 'teichroew' or 'none', not {correction!r}")
+    return SamplerSpec(correction, eps_fmt, poly, lfsr_seeds(seed))
+
+
+def eps_from_uniforms(uniform_sum, spec: SamplerSpec):
+    """Sum of the 12 uniforms (ints) -> eps in ``spec.eps_fmt``."""
+    centred = uniform_sum - IRWIN_HALL_OFFSET
+    if spec.poly is None:
+        return requantize(centred, IRWIN_HALL_FRAC, spec.eps_fmt)
+    return saturate(odd_poly(centred, spec.poly), spec.eps_fmt)
+
+
+# --------------------------------------------------------------------------
+# Modes of the core (the hardware's `mode` code is the index)
+
+#: recon_mu: x -> decode(mu); recon_sample: x -> decode(mu + sigma*eps);
+#: generate: decode(eps) with z drawn by the sampler; encode: x -> (mu, logvar).
+MODES: tuple[str, ...] = ("recon_mu", "recon_sample", "generate", "encode")

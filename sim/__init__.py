@@ -1,0 +1,1 @@
+"""fxvae co-simulation: cocotb testbenches and runners for the generated Verilog."""
