@@ -284,12 +284,9 @@ class _Reader:
 
     def fmt(self, obj: dict, key: str, ctx: str) -> Fmt:
         value = self.get(obj, key, list, ctx)
-        try:
-            _check(all(isinstance(v, int) for v in value), self.where, "")
-            return Fmt.from_json(value)
-        except (ValueError, TypeError, ArtifactError):
-            raise ArtifactError(f"{self.where}: {ctx}{key!r} = {value!r} is not a format "
-                                f"[width >= 2, frac]") from None
+        _check(len(value) == 2 and all(type(v) is int for v in value) and value[0] >= 2,
+               self.where, f"{ctx}{key!r} = {value!r} is not a format [width >= 2, frac]")
+        return Fmt.from_json(value)
 
     def poly(self, obj: dict, key: str, ctx: str) -> OddPoly | None:
         value = obj.get(key) if isinstance(obj, dict) else None
@@ -332,7 +329,8 @@ def load_artifact(dir_or_json: str | Path) -> Artifact:
     decoder = [read.layer(obj, f"decoder[{i}].")
                for i, obj in enumerate(read.get(spec, "decoder", list, ""))]
     sig, rom, smp = (read.get(spec, key, dict, "") for key in ("sigmoid", "sigma_rom", "sampler"))
-    sigmoid = SigmoidSpec(read.get(sig, "kind", str, "sigmoid."), read.fmt(sig, "in_fmt", "sigmoid."),
+    sigmoid = SigmoidSpec(read.get(sig, "kind", str, "sigmoid."),
+                          read.fmt(sig, "in_fmt", "sigmoid."),
                           read.fmt(sig, "out_fmt", "sigmoid."), read.poly(sig, "poly", "sigmoid."),
                           read.get(sig, "clamp_int", int, "sigmoid."),
                           read.get(sig, "half_int", int, "sigmoid."),
@@ -359,7 +357,8 @@ def load_artifact(dir_or_json: str | Path) -> Artifact:
         encoder=encoder, decoder=decoder,
         weights={key[2:]: value for key, value in tensors.items() if key.startswith("w_")},
         biases={key[2:]: value for key, value in tensors.items() if key.startswith("b_")},
-        sigmoid=sigmoid, sigma_rom=sigma_rom, sampler=sampler, meta=read.get(spec, "meta", dict, ""))
+        sigmoid=sigmoid, sigma_rom=sigma_rom, sampler=sampler,
+        meta=read.get(spec, "meta", dict, ""))
     _check_layers(artifact, where)
     _check_derived(spec, artifact, where)
     _check_units(artifact, where)

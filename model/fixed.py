@@ -24,7 +24,7 @@ The rules, on one page
   rounded to ``index_frac`` bits (:func:`sigma_rom_contents`).
 * z = mu + sigma*eps is summed exactly, then requantized once
   (:func:`reparam`).
-* eps: twelve maximal-length Fibonacci LFSRs (lengths 41..63, XAPP052 taps)
+* eps: twelve maximal-length Fibonacci LFSRs (lengths 43..65, XAPP052 taps)
   each give 12 fresh bits a draw; the 12 uniforms are summed (Irwin-Hall,
   unit variance) and optionally bent by Teichroew's odd polynomial
   (:func:`sample_eps`).
@@ -355,10 +355,11 @@ class Lfsr:
 
 
 #: Maximal-length taps from Xilinx XAPP052, one register per uniform; distinct
-#: lengths, so the streams' periods (2**n - 1 >= 2**41) are distinct too.
+#: odd lengths 43..65, so every period 2**n - 1 exceeds 2**41, the periods
+#: differ, and each stays 2**n - 1 when read 12 bits a draw (gcd(12, 2**n - 1) = 1).
 LFSR_BANK: tuple[Lfsr, ...] = tuple(Lfsr(t[0], t) for t in (
-    (41, 38), (43, 42, 38, 37), (45, 44, 42, 41), (47, 42), (49, 40), (51, 50, 36, 35),
-    (53, 52, 38, 37), (55, 31), (57, 50), (59, 58, 38, 37), (61, 60, 46, 45), (63, 62)))
+    (43, 42, 38, 37), (45, 44, 42, 41), (47, 42), (49, 40), (51, 50, 36, 35),
+    (53, 52, 38, 37), (55, 31), (57, 50), (59, 58, 38, 37), (61, 60, 46, 45), (63, 62), (65, 47)))
 
 UNIFORM_BITS = 12
 N_UNIFORMS = len(LFSR_BANK)

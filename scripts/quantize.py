@@ -1,0 +1,195 @@
+"""Quantize a trained checkpoint into the fixed-point artifact, with a report.
+
+    python scripts/quantize.py --checkpoint build/mnist/checkpoint.pt --out build/mnist/quant
+
+Writes OUT/artifact.json + OUT/artifact.npz (the hardware contract),
+OUT/quant_report.json (float vs quantized on the TEST split, sigmoid unit and
+sampler errors, the formats table) and three figures; prints the tables.
+Formats that cannot hold their calibrated range are printed as warnings.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from model.artifact import ArtifactError, save_artifact  # noqa: E402
+from model.data import DataError, load_dataset  # noqa: E402
+from model.fixed import SIGMOID_KINDS  # noqa: E402
+from model.golden import Sampler  # noqa: E402
+from model.quantize import (  # noqa: E402
+    WEIGHT_RULES, build_artifact, format_table, parse_override, quant_report, quantize_model,
+    range_checks, sigmoid_unit_curves, wbits_sweep,
+)
+from model.train import configure_determinism  # noqa: E402
+from model.vae import CheckpointError, load_checkpoint  # noqa: E402
+
+SAMPLER_FIGURE_DRAWS = 200_000
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="checkpoint.pt from scripts/train.py")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--wbits", type=int, default=8, help="weight width (default 8)")
+    parser.add_argument("--abits", type=int, default=16, help="activation width (default 16)")
+    parser.add_argument("--override", action="append", default=[], metavar="LAYER:W,A",
+                        help="per-layer widths or width.frac formats, e.g. dec_out:6,12.9")
+    parser.add_argument("--weight-rule", choices=WEIGHT_RULES, default="max",
+                        help="weight format: hold the largest weight (max) or clip outliers "
+                             "for the least squared error (mse; better below ~6 bits)")
+    parser.add_argument("--correction", choices=["teichroew", "none"], default="teichroew")
+    parser.add_argument("--seed", type=int, default=1, help="sampler seed (and QAT seed)")
+    parser.add_argument("--sigmoid", choices=sorted(SIGMOID_KINDS), default=None,
+                        help="sigmoid unit (default: the model's own)")
+    parser.add_argument("--qat", action="store_true", help="quantization-aware fine-tuning")
+    parser.add_argument("--qat-epochs", type=int, default=3)
+    parser.add_argument("--qat-lr", type=float, default=5e-4)
+    parser.add_argument("--sweep-bits", default="4,5,6,7,8,9,10,11,12",
+                        help="weight widths of the re-quantization sweep figure")
+    parser.add_argument("--mnist-dir", default=None,
+                        help="MNIST IDX directory (default: as trained)")
+    args = parser.parse_args(argv)
+    args.override_text = list(args.override)
+    try:
+        args.override = [parse_override(text) for text in args.override]
+        args.sweep_bits = [int(bits) for bits in args.sweep_bits.split(",")]
+    except ValueError as exc:
+        parser.error(str(exc))
+    return args
+
+
+def comparison_table(report: dict) -> str:
+    sig = report["sigmoid_max_error"]
+    rows = [("metric (test split)", "float", "quantized"),
+            ("recon MSE (decode mu)", f"{report['float_mse']:.6f}",
+             f"{report['quant_mse']:.6f}  (x{report['mse_ratio']:.4f})"),
+            ("PSNR dB", f"{report['float_psnr']:.3f}", f"{report['quant_psnr']:.3f}"),
+            ("ELBO nats (same eps)", f"{report['float_elbo']:.3f}", f"{report['quant_elbo']:.3f}"),
+            ("sampled recon MSE", f"{report['float_sample_mse']:.6f}",
+             f"{report['quant_sample_mse']:.6f}"),
+            ("worst pixel |q - f|", "", f"{report['worst_pixel_error_vs_float']:.5f}"),
+            ("sigmoid max error", f"{sig['approx_max_error_on_inputs']:.5f}",
+             f"{sig['unit_max_error']:.5f}"),
+            ("eps KS to N(0,1) (exact)", "", f"{report['gaussian_ks']['ks']:.3g}")]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def write_figures(out: Path, sweep: list[dict], artifact) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.special import expit
+    from scipy.stats import norm
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for rule in dict.fromkeys(r["rule"] for r in sweep):
+        rows = [r for r in sweep if r["rule"] == rule]
+        ax.plot([r["wbits"] for r in rows], [r["mse_ratio"] for r in rows], "o-",
+                label=f"weight rule {rule}")
+    ax.axhline(1.01, color="grey", ls="--", lw=0.8, label="1.01 x float")
+    ax.set(yscale="log", xlabel="weight bits", ylabel="quantized / float MSE",
+           title=f"{artifact.preset}: re-quantization sweep (no retraining)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "quant_wbits_sweep.png", dpi=120)
+    plt.close(fig)
+
+    x, unit, approx = sigmoid_unit_curves(artifact.sigmoid)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(x, approx - expit(x), lw=2, label=f"{artifact.sigmoid.kind} approximant")
+    ax.plot(x, unit - expit(x), lw=0.8, label=f"integer unit ({artifact.sigmoid.out_fmt} out)")
+    ax.set(xlabel=f"logit ({artifact.sigmoid.in_fmt})", ylabel="error vs exact sigmoid",
+           title="sigmoid unit over every representable input")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "quant_sigmoid_error.png", dpi=120)
+    plt.close(fig)
+
+    spec = artifact.sampler
+    eps = spec.eps_fmt.to_real(Sampler(spec).draw(SAMPLER_FIGURE_DRAWS))
+    fig, (hist, qq) = plt.subplots(1, 2, figsize=(9, 3.5))
+    grid = np.linspace(-5, 5, 401)
+    hist.hist(eps, bins=200, range=(-5, 5), density=True, alpha=0.6, label="LFSR sampler")
+    hist.plot(grid, norm.pdf(grid), "k", lw=1, label="N(0, 1)")
+    hist.set(xlabel="eps", title=f"{SAMPLER_FIGURE_DRAWS:,} draws ({spec.correction})")
+    hist.legend()
+    probs = (np.arange(1, 1001) - 0.5) / 1000
+    qq.plot(norm.ppf(probs), np.quantile(eps, probs), ".", ms=3)
+    qq.plot([-4, 4], [-4, 4], "k", lw=0.8)
+    qq.set(xlabel="N(0, 1) quantile", ylabel="sampler quantile", title="Q-Q plot")
+    fig.tight_layout()
+    fig.savefig(out / "quant_sampler.png", dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    start = time.perf_counter()
+    try:
+        checkpoint = load_checkpoint(args.checkpoint)
+        info = checkpoint.data_info
+        data = load_dataset(info["preset"], mnist_dir=args.mnist_dir or info.get("mnist_dir"),
+                            seed=info.get("seed", 0))
+    except (CheckpointError, DataError, KeyError) as exc:
+        sys.exit(f"quantize: {exc}")
+    configure_determinism(args.seed)
+    model = checkpoint.model
+    meta = {"source_checkpoint": str(args.checkpoint), "preset": info["preset"],
+            "data_scaling": info.get("scaling"), "data_source": info.get("source"),
+            "calibration": f"training split, {len(data.x_train)} samples",
+            "wbits": args.wbits, "abits": args.abits, "weight_rule": args.weight_rule,
+            "overrides": args.override_text, "qat": None}
+    try:
+        artifact, plan, calib, checks = quantize_model(
+            model, data.x_train, wbits=args.wbits, abits=args.abits, overrides=args.override,
+            sigmoid_kind=args.sigmoid, correction=args.correction, seed=args.seed, meta=meta,
+            weight_rule=args.weight_rule)
+    except ValueError as exc:
+        sys.exit(f"quantize: {exc}")
+    if args.qat:
+        from model.qat import finetune
+
+        meta["qat"] = {"epochs": args.qat_epochs, "lr": args.qat_lr, "seed": args.seed}
+        tuned = finetune(model, artifact, data.x_train, args.qat_epochs, lr=args.qat_lr,
+                         seed=args.seed)
+        artifact = build_artifact(tuned, plan, artifact.sigmoid.kind, args.correction,
+                                  args.seed, meta)
+        checks = range_checks(tuned, plan, calib)
+    out = Path(args.out)
+    try:
+        save_artifact(artifact, out)
+    except ArtifactError as exc:
+        sys.exit(f"quantize: {exc}")
+
+    report = quant_report(artifact, model, data.x_test, checks)  # vs the checkpoint's float model
+    report["sweep"] = wbits_sweep(model, calib, data.x_test, args.sweep_bits, args.abits,
+                                  artifact.sigmoid.kind)
+    report["settings"] = meta
+    write_figures(out, report["sweep"], artifact)
+    report["seconds"] = round(time.perf_counter() - start, 2)
+    (out / "quant_report.json").write_text(json.dumps(report, indent=1) + "\n")
+
+    for message in report["range_warnings"]:
+        print(f"WARNING: {message}", file=sys.stderr)
+    for message in report["range_notes"]:
+        print(f"note: {message}", file=sys.stderr)
+    print(format_table(checks))
+    print()
+    print(comparison_table(report))
+    print(f"\nwrote {out}/artifact.json, artifact.npz, quant_report.json and 3 figures "
+          f"in {report['seconds']:.1f} s")
+    return report
+
+
+if __name__ == "__main__":
+    main()
