@@ -6,6 +6,8 @@ VENV        := .venv
 PY          := $(VENV)/bin/python
 BUILD       := build
 STAMP       := $(VENV)/.installed
+# MNIST images per mode that `make sim` runs in Icarus (Verilator always runs all 1,000).
+ICARUS_IMAGES ?= 100
 # Lanes (parallel MACs) per layer for the generated cores.
 iris_LANES  ?= 4
 mnist_LANES ?= 16
@@ -19,7 +21,7 @@ export MPLBACKEND := Agg
 
 .DEFAULT_GOAL := help
 .SECONDARY:
-.PHONY: help setup test demo train quantize verilog figures bench bench-quant bench-hw clean
+.PHONY: help setup test demo train quantize verilog sim figures bench bench-quant bench-hw clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -59,6 +61,10 @@ figures: $(STAMP) ## draw every figure (extra latent sizes, betas, baselines) in
 
 demo: verilog ## set up and run the main job end to end on the embedded data
 	$(PY) scripts/figures.py --out $(BUILD)/figures --iris $(BUILD)/iris --mnist $(BUILD)/mnist
+
+sim: $(ARTIFACTS) ## sign-off: Verilog vs golden model, every mode, Icarus + Verilator, whole test sets
+	$(PY) scripts/cosim.py --preset iris --sim both --mode all --reset-test
+	$(PY) scripts/cosim.py --preset mnist --sim both --mode all --icarus-images $(ICARUS_IMAGES) --reset-test
 
 bench: bench-quant bench-hw ## every benchmark (JSON into build/bench, tables on stdout)
 

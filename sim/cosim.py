@@ -1,0 +1,244 @@
+"""Co-simulation orchestration: golden vectors in, RTL results out.
+
+The driving side of the sign-off, shared by ``scripts/cosim.py`` and
+``tests/test_cosim.py``: make the design (cached on disk, since the MNIST
+core takes ~15 s to convert), build it once per simulator
+(:class:`sim.runner.Simulation`), compute the golden model's outputs, write
+them with the inputs to an ``.npz``, run one cocotb test that streams every
+image through the Verilog, and read back the results and the RTL's outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from model.fixed import MODES
+from sim import exchange
+from sim.runner import Design, Simulation, default_build_root
+
+__all__ = ["DEFAULT_LANES", "default_lanes", "artifact_digest", "cached_design", "core_design",
+           "sigmoid_design", "sampler_design", "golden_outputs", "CoreCosim", "run_sigmoid",
+           "run_sampler"]
+
+#: Lanes per layer used when none are given (per preset; see hw/estimate.py
+#: for what they cost).  The hardware package's default wins when it has one.
+DEFAULT_LANES = {"iris": 4, "mnist": 16}
+IMAGE_MODES = ("recon_mu", "recon_sample", "encode")
+
+
+def default_lanes(artifact):
+    try:
+        from hw import core as hw_core
+        lanes = getattr(hw_core, "DEFAULT_LANES", None)
+        if isinstance(lanes, dict) and artifact.preset in lanes:
+            return lanes[artifact.preset]
+    except ImportError:
+        pass
+    return DEFAULT_LANES.get(artifact.preset, 4)
+
+
+def _source_digest() -> str:
+    """Hash of everything that can change the generated Verilog."""
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for folder in ("hw", "model"):
+        for path in sorted((root / folder).glob("*.py")):
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+    import amaranth
+    h.update(amaranth.__version__.encode())
+    return h.hexdigest()
+
+
+def artifact_digest(artifact) -> str:
+    h = hashlib.sha256()
+    fields = {k: v for k, v in vars(artifact).items() if k not in ("weights", "biases", "meta")}
+    h.update(repr(sorted(fields.items())).encode())
+    for table in (artifact.weights, artifact.biases):
+        for name in sorted(table):
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(table[name], dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def cached_design(key: dict, make, *, build_root: Path | None = None) -> Design:
+    """``make()`` -> Design, memoised on disk under ``key`` (+ the hw/model sources)."""
+    root = Path(build_root) if build_root is not None else default_build_root()
+    full = json.dumps({**key, "sources": _source_digest()}, sort_keys=True, default=str)
+    digest = hashlib.sha256(full.encode()).hexdigest()[:16]
+    path = root / "designs" / f"{key.get('toplevel', 'design')}-{digest}.json"
+    if path.exists():
+        data = json.loads(path.read_text())
+        return Design(**data)
+    design = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(vars(design)))
+    tmp.replace(path)
+    return design
+
+
+def core_design(artifact, lanes=None, *, build_root=None) -> Design:
+    from sim import designs
+    lanes = default_lanes(artifact) if lanes is None else lanes
+    key = {"toplevel": "fxvae_core", "artifact": artifact_digest(artifact), "lanes": lanes}
+    design = cached_design(key, lambda: designs.core_design(artifact, lanes),
+                           build_root=build_root)
+    if "latency" not in design.meta:
+        from hw.core import VAECore
+        design.meta["latency"] = VAECore(artifact, lanes).latency
+    design.meta["lanes"] = lanes
+    return design
+
+
+def sigmoid_design(spec, *, build_root=None) -> Design:
+    from sim import designs
+    return cached_design({"toplevel": "fxvae_sigmoid", "spec": repr(spec)},
+                         lambda: designs.sigmoid_design(spec), build_root=build_root)
+
+
+def sampler_design(spec, *, build_root=None) -> Design:
+    from sim import designs
+    return cached_design({"toplevel": "fxvae_sampler", "spec": repr(spec)},
+                         lambda: designs.sampler_design(spec), build_root=build_root)
+
+
+def golden_outputs(artifact, mode: str, x=None, n: int | None = None, golden=None) -> np.ndarray:
+    """The golden model's words for ``mode``: one row per image, fresh sampler."""
+    from model.golden import GoldenModel
+    golden = golden or GoldenModel(artifact)
+    if mode == "generate":
+        return golden.run("generate", n=n)
+    return golden.run(mode, x_int=x)
+
+
+@dataclass
+class CoreCosim:
+    """One core design on one simulator: build once, run many modes."""
+
+    artifact: object
+    sim: str
+    lanes: object = None
+    build_root: Path | None = None
+    waves: bool | None = None
+    design: Design | None = None
+
+    def __post_init__(self):
+        if self.design is None:
+            self.design = core_design(self.artifact, self.lanes, build_root=self.build_root)
+        self.lanes = self.design.meta["lanes"]
+        self.simulation = Simulation(self.design, self.sim, build_root=self.build_root,
+                                     waves=self.waves)
+
+    def build(self) -> float:
+        return self.simulation.build()
+
+    def run(self, mode: str, x=None, n: int | None = None, *, workdir, stall: float = 0.0,
+            burst: int = 1, seed: int = 0, progress_every: int = 0, test: str = "run_images",
+            quiet: bool = False, expected: np.ndarray | None = None,
+            registered: bool | None = None) -> tuple[dict, np.ndarray]:
+        """Stream the images through the RTL; returns ``(results, rtl outputs)``.
+
+        ``expected`` defaults to the golden model's outputs (fresh sampler).
+        ``registered`` (default: only when ``stall == 0``) lets the testbench
+        rely on the core's registered boundary and wake once per word; the
+        stalled runs take the general path, so both are exercised."""
+        if registered is None:
+            registered = stall == 0
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        if mode == "generate":
+            if n is None:
+                raise ValueError("generate needs n (images)")
+            x = None
+        else:
+            x = np.asarray(x, dtype=np.int64)
+            n = len(x)
+        if expected is None:
+            expected = golden_outputs(self.artifact, mode, x, n)
+        workdir = Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        arrays = {"expected": expected}
+        if x is not None:
+            arrays["x"] = x
+        # One file set per (mode, simulator, test): runs may go side by side.
+        stem = f"{mode}.{self.sim}.{test}"
+        vectors = exchange.save_vectors(workdir / f"{stem}.vectors.npz", **arrays)
+        rtl_path = workdir / f"{stem}.rtl.npz"
+        config = {
+            "mode": MODES.index(mode), "mode_name": mode, "vectors": str(vectors),
+            "stall_in": stall, "stall_out": stall, "burst": burst, "seed": seed,
+            "progress_every": progress_every, "rtl_out": str(rtl_path),
+            "registered": bool(registered),
+            "latency": self.design.meta["latency"][mode],
+            "timeout_cycles": 20 * int(self.design.meta["latency"][mode]) + 10_000,
+        }
+        results = self.simulation.run("sim.tb_core", test, config,
+                                      workdir=workdir / f"{mode}-{self.sim}-{test}", quiet=quiet)
+        rtl = exchange.load_vectors(rtl_path)["rtl"]
+        results.update({"sim": self.sim, "lanes": self.lanes, "build_seconds":
+                        self.simulation.build_seconds})
+        return results, rtl
+
+
+def run_sigmoid(spec, sim: str, *, workdir, stall: float = 0.3, burst: int = 3, seed: int = 0,
+                n_random: int = 2000, build_root=None, quiet: bool = True) -> dict:
+    """Every input code (exhaustive when the input is at most 16 bits), then random
+    inputs under random stalls, exact against :func:`model.fixed.sigmoid`."""
+    from model.fixed import sigmoid
+    fmt = spec.in_fmt
+    if fmt.width <= 16:
+        sweep = np.arange(fmt.min_int, fmt.max_int + 1, dtype=np.int64)
+    else:
+        sweep = np.concatenate([np.arange(-4096, 4097), [fmt.min_int, fmt.max_int]])
+    rng = np.random.default_rng(seed)
+    edges = np.clip([fmt.min_int, fmt.min_int + 1, -1, 0, 1, fmt.max_int - 1, fmt.max_int,
+                     spec.clamp_int, -spec.clamp_int, spec.clamp_int + 1, -spec.clamp_int - 1],
+                    fmt.min_int, fmt.max_int)
+    rand = np.concatenate([edges, rng.integers(fmt.min_int, fmt.max_int + 1, n_random)])
+    workdir = Path(workdir)
+    vectors = exchange.save_vectors(
+        workdir / f"sigmoid.{sim}.vectors.npz", sweep=sweep, sweep_out=sigmoid(sweep, spec),
+        rand=rand, rand_out=sigmoid(rand, spec))
+    design = sigmoid_design(spec, build_root=build_root)
+    config = {"vectors": str(vectors), "in_stream": "i", "out_stream": "o",
+              "phases": [{"inputs": "sweep", "expected": "sweep_out"},
+                         {"inputs": "rand", "expected": "rand_out"}],
+              "stall_in": stall, "stall_out": stall, "burst": burst, "seed": seed,
+              # o.valid/o.payload are pipeline registers; i.ready = ~o.valid | o.ready
+              # is combinational in o.ready, so the driver takes the general path.
+              "registered_in": False, "registered_out": True}
+    simulation = Simulation(design, sim, build_root=build_root)
+    results = simulation.run("sim.tb_blocks", "stream_map", config,
+                             workdir=workdir / f"sigmoid-{sim}", quiet=quiet)
+    results["build_seconds"] = simulation.build_seconds
+    return results
+
+
+def run_sampler(spec, sim: str, *, workdir, n: int = 3000, stall: float = 0.3, burst: int = 4,
+                seed: int = 0, build_root=None, quiet: bool = True) -> dict:
+    """``n`` draws under random ready stalls with a reset in the middle of the
+    stream, then ``n // 2`` draws after it: exact against ``Sampler(spec).draw``
+    (reset restarts the LFSRs from their seeds)."""
+    from model.golden import Sampler
+    draws = Sampler(spec).draw(n)
+    workdir = Path(workdir)
+    vectors = exchange.save_vectors(workdir / f"sampler.{sim}.vectors.npz", eps=draws,
+                                    eps_fresh=draws[: max(1, n // 2)])
+    design = sampler_design(spec, build_root=build_root)
+    config = {"vectors": str(vectors), "in_stream": None, "out_stream": "o",
+              "phases": [{"inputs": None, "expected": "eps",
+                          "reset_after_outputs": (2 * n) // 3},
+                         {"inputs": None, "expected": "eps_fresh"}],
+              "stall_in": 0.0, "stall_out": stall, "burst": burst, "seed": seed}
+    simulation = Simulation(design, sim, build_root=build_root)
+    results = simulation.run("sim.tb_blocks", "stream_map", config,
+                             workdir=workdir / f"sampler-{sim}", quiet=quiet)
+    results["build_seconds"] = simulation.build_seconds
+    return results
