@@ -16,19 +16,25 @@ Dataflow, one vector
   ``i = 0 .. n_in-1``, starting from the bias ``b[p*lanes + k]`` (stored
   pre-aligned at ``acc_frac``, so adding it is exact).  The accumulator is
   ``spec.acc_width`` bits and cannot overflow (:func:`model.fixed.acc_width`).
-* At the end of a pass the lane sums are requantized (round half up,
-  saturate: exactly :func:`model.fixed.requantize`) and activated
-  (relu | linear) into the **output bank**, a ``lanes``-word shift register
-  that serializes them onto ``o`` while the next pass accumulates.  The
-  accumulators and the bank form the double buffer: serializing P words
-  overlaps the next pass as long as ``P <= n_in``.  If the bank is still busy
+* At the end of a pass the raw lane sums are captured into the **output
+  bank**, a ``lanes``-word shift register that serializes them onto ``o``
+  while the next pass accumulates.  Each word is requantized (round half
+  up, saturate: exactly :func:`model.fixed.requantize`) and activated
+  (relu | linear) *once*, by the one requantizer at the bank's head, as it
+  moves into ``bank[0]`` (the ``o`` payload register); ``bank[1:]`` hold
+  ``acc_width``-bit sums.  One requantizer instead of ``lanes``, and none of
+  its logic sees the accumulators, which change every clock, so it does
+  no work (in hardware or in an event-driven simulator) except once per
+  output word.  The accumulators and the bank form the double buffer:
+  serializing ``lanes`` words overlaps the next pass as long as
+  ``lanes <= n_in``.  If the bank is still busy
   when the next pass finishes (``lanes >= n_in``, or ``o`` stalls), the whole
   MAC pipeline freezes until it drains.  The last pass emits only its
   ``n_out - (P-1)*lanes`` valid words (zero-padded rows never leave).
 
 Pipeline (why three stages)
 ---------------------------
-``S0`` issue (address the weight ROMs and the buffer) -> ``S1`` synchronous
+``S0`` issue (address the weight ROM and the buffer) -> ``S1`` synchronous
 ROM / buffer read data (block-RAM friendly) -> ``S2`` registered product
 (maps onto a DSP's output register) -> ``S3`` accumulator.  One global
 advance signal ``adv`` freezes every stage (ROM read ports use it as
@@ -48,11 +54,29 @@ freezes the pipeline until then.
 
 Weights
 -------
-One :class:`amaranth.lib.memory.Memory` ROM per lane, depth ``P * n_in``,
-pass-major and input-minor: entry ``p*n_in + i`` of lane ``k`` holds
-``W[p*lanes + k, i]`` (zero for the padding rows of the last pass).  The
+One :class:`amaranth.lib.memory.Memory` ROM per layer, depth ``P * n_in``,
+``lanes * w_width`` bits wide (:attr:`Dense.w_rom_words`): entry
+``p*n_in + i`` holds ``W[p*lanes + k, i]`` in bits ``[k*w, (k+1)*w)`` for
+every lane ``k`` (zero for the padding rows of the last pass).  All lanes
+read the same address every clock, so one wide ROM with one read port
+does what ``lanes`` narrow ones would (the same bits; one address decoder;
+one read-data register to update per clock instead of ``lanes``).  The
 bias lives in a ``P``-entry ROM per lane read asynchronously (a handful of
 LUTs).
+
+Simulation cost (why the registers look the way they do)
+--------------------------------------------------------
+Icarus Verilog spends its time per *event*: every continuous assignment
+whose input changes is re-evaluated (bit-serially, for arithmetic) and
+every clocked process wakes on every clock edge.  The MAC lanes are the
+only logic that changes every clock, so they are kept minimal: the
+product, accumulator and bank registers have no reset (their contents are
+never used before they are loaded: ``v2``/``first2``/``capture`` gate
+them) and are written unconditionally with a ``Mux`` hold, which becomes one
+continuous ``?:`` and one ``always @(posedge clk) q <= d`` in the Verilog
+instead of an ``always @*`` process per register; the accumulator sum is
+truncated to ``acc_width`` (exact: it cannot overflow) so the hold path
+needs no sign extension.  None of this changes a bit or a cycle.
 """
 
 from __future__ import annotations
@@ -168,10 +192,36 @@ class Dense(wiring.Component):
         return PIPELINE_DEPTH + 1
 
     @property
+    def w_rom_words(self) -> list[int]:
+        """The weight ROM image: ``P * n_in`` words of ``lanes * w_width`` bits, lane ``k``'s
+        two's-complement weight in bits ``[k*w_width, (k+1)*w_width)``."""
+        ww = self.spec.w_fmt.width
+        mask = (1 << ww) - 1
+        return [sum((int(self.w_image[k, a]) & mask) << (ww * k) for k in range(self.lanes))
+                for a in range(self.w_image.shape[1])]
+
+    @property
     def rom_bits(self) -> dict[str, int]:
         n = self.spec.n_in
         return {"weights": self.lanes * self.passes * n * self.spec.w_fmt.width,
                 "bias": self.lanes * self.passes * (self.spec.acc_width - 1)}
+
+    def _requantize(self, m, acc):
+        """``model.fixed.requantize`` (round half up, saturate) and the activation of ``acc``."""
+        spec = self.spec
+        out_fmt = spec.out_fmt
+        shift = spec.acc_frac - out_fmt.frac
+        if shift > 0:
+            expr = (acc + (1 << (shift - 1))) >> shift
+        else:
+            expr = acc << -shift
+        rounded = Signal(expr.shape(), name="rounded")  # one adder, shared by the comparisons
+        m.d.comb += rounded.eq(expr)
+        sat = Mux(rounded > out_fmt.max_int, out_fmt.max_int,
+                  Mux(rounded < out_fmt.min_int, out_fmt.min_int, rounded))
+        if spec.activation == "relu":
+            sat = Mux(rounded < 0, 0, sat)
+        return sat
 
     def elaborate(self, platform):
         m = Module()
@@ -212,15 +262,13 @@ class Dense(wiring.Component):
                 buf_r.addr.eq(in_idx), buf_r.en.eq(adv),
             ]
 
-        # weight ROMs, read synchronously at the issue address
-        w_data = []
-        for k in range(lanes):
-            rom = Memory(shape=signed(spec.w_fmt.width), depth=depth,
-                         init=[int(v) for v in self.w_image[k]])
-            m.submodules[f"w_rom{k}"] = rom
-            port = rom.read_port(domain="sync")
-            m.d.comb += [port.addr.eq(waddr), port.en.eq(adv)]
-            w_data.append(port.data)
+        # weight ROM (all lanes in one word), read synchronously at the issue address
+        ww = spec.w_fmt.width
+        rom = Memory(shape=unsigned(ww * lanes), depth=depth, init=self.w_rom_words)
+        m.submodules.w_rom = rom
+        port = rom.read_port(domain="sync")
+        m.d.comb += [port.addr.eq(waddr), port.en.eq(adv)]
+        w_data = [port.data[ww * k: ww * (k + 1)].as_signed() for k in range(lanes)]
 
         # ---- S1: read data ---------------------------------------------
         v1 = Signal()
@@ -228,12 +276,13 @@ class Dense(wiring.Component):
         last1 = Signal()
         pass1 = Signal.like(pass_idx)
         frombuf1 = Signal()
-        x_reg = Signal(x_shape)
+        x_reg = Signal(x_shape, reset_less=True)
         with m.If(adv):
             m.d.sync += [
                 v1.eq(issue), first1.eq(in_idx == 0), last1.eq(last_in),
-                pass1.eq(pass_idx), frombuf1.eq(~in_pass0), x_reg.eq(self.i.payload),
+                pass1.eq(pass_idx), frombuf1.eq(~in_pass0),
             ]
+        m.d.sync += x_reg.eq(Mux(adv, self.i.payload, x_reg))
         x1 = Signal(x_shape)
         if passes > 1:
             m.d.comb += x1.eq(Mux(frombuf1, buf_r.data, x_reg))
@@ -246,10 +295,10 @@ class Dense(wiring.Component):
         last2 = Signal()
         pass2 = Signal.like(pass_idx)
         prod_shape = signed(spec.in_fmt.width + spec.w_fmt.width)
-        prods = [Signal(prod_shape, name=f"prod{k}") for k in range(lanes)]
+        prods = [Signal(prod_shape, name=f"prod{k}", reset_less=True) for k in range(lanes)]
         with m.If(adv):
             m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1), pass2.eq(pass1)]
-            m.d.sync += [prods[k].eq(x1 * w_data[k]) for k in range(lanes)]
+        m.d.sync += [prods[k].eq(Mux(adv, x1 * w_data[k], prods[k])) for k in range(lanes)]
 
         # bias, indexed by the pass in S2 (asynchronous P-entry ROM per lane)
         biases = []
@@ -265,48 +314,56 @@ class Dense(wiring.Component):
                 biases.append(port.data)
 
         # ---- S3: accumulators --------------------------------------------
-        accs = [Signal(acc_shape, name=f"acc{k}") for k in range(lanes)]
+        accs = [Signal(acc_shape, name=f"acc{k}", reset_less=True) for k in range(lanes)]
         done3 = Signal()       # accumulators hold a finished pass
         pass3 = Signal.like(pass_idx)
+        acc_en = Signal()
+        m.d.comb += acc_en.eq(adv & v2)
         with m.If(adv):
             m.d.sync += [done3.eq(v2 & last2), pass3.eq(pass2)]
-            with m.If(v2):
-                m.d.sync += [accs[k].eq(Mux(first2, biases[k], accs[k]) + prods[k])
-                             for k in range(lanes)]
+        # (the sum cannot overflow acc_width: truncating it is exact)
+        m.d.sync += [accs[k].eq(Mux(acc_en, (Mux(first2, biases[k], accs[k]) + prods[k])
+                                    [:spec.acc_width].as_signed(), accs[k]))
+                     for k in range(lanes)]
 
-        # ---- requantize + activation, capture into the output bank --------
-        out_fmt = spec.out_fmt
-        shift = spec.acc_frac - out_fmt.frac
-        ys = []
-        for k in range(lanes):
-            if shift > 0:
-                rounded = (accs[k] + (1 << (shift - 1))) >> shift
-            else:
-                rounded = accs[k] << -shift
-            sat = Mux(rounded > out_fmt.max_int, out_fmt.max_int,
-                      Mux(rounded < out_fmt.min_int, out_fmt.min_int, rounded))
-            if spec.activation == "relu":
-                sat = Mux(rounded < 0, 0, sat)
-            y = Signal(signed(out_fmt.width), name=f"y{k}")
-            m.d.comb += y.eq(sat)
-            ys.append(y)
-
-        bank = [Signal(signed(out_fmt.width), name=f"bank{k}") for k in range(lanes)]
+        # ---- output bank: raw accumulators in, one requantizer at its head ----
+        # bank[0] is the word on ``o`` (requantized, a register); bank[1:]
+        # hold raw accumulator values.  Capture loads requantize(acc0) into
+        # bank[0] and acc1.. into bank[1:]; each transfer loads
+        # requantize(bank[1]) into bank[0] and shifts the rest down.
+        capture = Signal()
+        bank = [Signal(signed(spec.out_fmt.width), name="bank0")]
+        bank += [Signal(acc_shape, name=f"bank{k}", reset_less=True) for k in range(1, lanes)]
         remaining = Signal(range(lanes + 1))
         bank_busy = Signal()
         m.d.comb += [
             bank_busy.eq(remaining != 0),
+            capture.eq(done3 & ~bank_busy),
             adv.eq(~(done3 & bank_busy)),
             self.o.valid.eq(bank_busy),
             self.o.payload.eq(bank[0]),
         ]
-        with m.If(done3 & ~bank_busy):
-            m.d.sync += [bank[k].eq(ys[k]) for k in range(lanes)]
+        rq_in = Signal(acc_shape)
+        if lanes > 1:
+            m.d.comb += rq_in.eq(Mux(capture, accs[0], bank[1]))
+        else:
+            m.d.comb += rq_in.eq(accs[0])
+        y = Signal(signed(spec.out_fmt.width))
+        m.d.comb += y.eq(self._requantize(m, rq_in))
+        xfer = Signal()
+        m.d.comb += xfer.eq(self.o.valid & self.o.ready)
+        m.d.sync += [bank[k].eq(Mux(capture, accs[k], Mux(xfer, bank[k + 1], bank[k])))
+                     for k in range(1, lanes - 1)]
+        if lanes > 1:
+            m.d.sync += bank[lanes - 1].eq(Mux(capture, accs[lanes - 1], bank[lanes - 1]))
+        with m.If(capture):
+            m.d.sync += bank[0].eq(y)
             if passes > 1:
                 m.d.sync += remaining.eq(Mux(pass3 == passes - 1, self.last_count, lanes))
             else:
                 m.d.sync += remaining.eq(self.last_count)
-        with m.Elif(self.o.valid & self.o.ready):
-            m.d.sync += [bank[k].eq(bank[k + 1]) for k in range(lanes - 1)]
+        with m.Elif(xfer):
+            if lanes > 1:
+                m.d.sync += bank[0].eq(y)
             m.d.sync += remaining.eq(remaining - 1)
         return m

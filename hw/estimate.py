@@ -161,10 +161,12 @@ def _poly_figures(poly, x_span) -> tuple[list[str], int]:
 def _dense_registers(spec: DenseSpec, lanes: int) -> int:
     passes = -(-spec.n_out // lanes)
     prod_w = spec.in_fmt.width + spec.w_fmt.width
-    per_lane = prod_w + spec.acc_width + spec.out_fmt.width      # product, accumulator, bank word
+    per_lane = prod_w + spec.acc_width                           # product, accumulator
+    # output bank: bank[0] holds the requantized output word, bank[1:] raw sums
+    bank = spec.out_fmt.width + (lanes - 1) * spec.acc_width
     counters = _bits(spec.n_in) + 4 * _bits(passes) + _bits(passes * spec.n_in) + _bits(lanes + 1)
     control = 8                                                  # valid/first/last/done flags
-    return lanes * per_lane + spec.in_fmt.width + counters + control
+    return lanes * per_lane + bank + spec.in_fmt.width + counters + control
 
 
 def estimate(artifact: Artifact, lanes) -> CoreEstimate:

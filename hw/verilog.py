@@ -97,11 +97,12 @@ def rom_images(core: VAECore) -> dict[str, dict]:
     out = {}
     for unit in [*encoder, *decoder]:
         spec = unit.spec
+        ww = spec.w_fmt.width
+        out[f"{spec.name}_w.hex"] = {
+            "values": unit.w_rom_words, "width": ww * unit.lanes, "depth": unit.w_image.shape[1],
+            "what": f"layer {spec.name} weights, all {unit.lanes} lanes in one word: entry "
+                    f"p*{spec.n_in}+i, bits [{ww}k, {ww}k+{ww}) = W[p*{unit.lanes}+k, i]"}
         for k in range(unit.lanes):
-            out[f"{spec.name}_w{k}.hex"] = {
-                "values": unit.w_image[k], "width": spec.w_fmt.width, "depth": unit.w_image.shape[1],
-                "what": f"layer {spec.name} lane {k} weights, entry p*{spec.n_in}+i = "
-                        f"W[p*{unit.lanes}+{k}, i]"}
             out[f"{spec.name}_b{k}.hex"] = {
                 "values": unit.b_image[k], "width": spec.acc_width - 1, "depth": unit.passes,
                 "what": f"layer {spec.name} lane {k} bias at acc_frac {spec.acc_frac}, entry p"}

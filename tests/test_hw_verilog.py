@@ -71,9 +71,11 @@ def test_convert_and_lint(preset, lanes, tmp_path):
                              "DECLFILENAME"}, warnings
     if preset == "iris":
         roms = desc["hex"]["roms"]
-        w0 = (paths["hex"] / "enc_0_w0.hex").read_text().split()
-        assert len(w0) == roms["enc_0_w0.hex"]["depth"] and all(len(w) == 2 for w in w0)
-        assert len(roms) == 2 * (4 + 2 + 3 + 4) + 1
+        # one weight ROM per layer, all lanes in a word (enc_0: 4 lanes x 8 bits)
+        w = (paths["hex"] / "enc_0_w.hex").read_text().split()
+        assert len(w) == roms["enc_0_w.hex"]["depth"] and all(len(v) == 8 for v in w)
+        assert roms["enc_0_w.hex"]["width"] == 4 * 8
+        assert len(roms) == 4 + (4 + 2 + 3 + 4) + 1
 
 
 def test_reproducible(tmp_path):
