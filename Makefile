@@ -71,8 +71,8 @@ bench: bench-quant bench-hw ## every benchmark (JSON into build/bench, tables on
 bench-quant: $(BUILD)/mnist/checkpoint.pt ## quantization, sigmoid, sampler and golden-speed goals (MNIST)
 	$(PY) scripts/bench_quant.py --checkpoint $(BUILD)/mnist/checkpoint.pt --out $(BUILD)/bench/quant.json
 
-bench-hw: $(BUILD)/mnist/quant/artifact.json ## simulated vs analytic cycles per image, MNIST, several lane counts
-	$(PY) scripts/bench_hw.py --lanes 4 8 16 32
+bench-hw: $(BUILD)/mnist/quant/artifact.json ## simulated vs analytic cycles per image, MNIST, lanes 4…64
+	$(PY) scripts/bench_hw.py --lanes 4 8 16 32 64
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf $(BUILD) sim_build .pytest_cache
