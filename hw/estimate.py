@@ -12,6 +12,7 @@ parameters the generator uses (lanes, passes, formats).
 
 from __future__ import annotations
 
+import argparse
 import math
 from collections import Counter
 
@@ -23,7 +24,7 @@ from model.fixed import MODES
 
 from .dense import PIPELINE_DEPTH
 
-__all__ = ["dense_timing", "normalize_lanes", "LayerEstimate", "CoreEstimate", "estimate"]
+__all__ = ["dense_timing", "normalize_lanes", "parse_lanes", "LayerEstimate", "CoreEstimate", "estimate"]
 
 
 def normalize_lanes(artifact: Artifact, lanes) -> list[int]:
@@ -48,6 +49,18 @@ def normalize_lanes(artifact: Artifact, lanes) -> list[int]:
         if value < 1:
             raise ValueError(f"lanes must be at least 1, not {value}")
     return [int(value) for value in lanes]
+
+
+def parse_lanes(text: str):
+    """Lanes from a command line (an argparse ``type``): ``16``, or one per layer ``64,20,16,64``."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"lanes must be an int or a comma-separated list of "
+                                         f"ints, not {text!r}") from None
+    if min(values) < 1:
+        raise argparse.ArgumentTypeError(f"lanes must be at least 1, not {text!r}")
+    return values[0] if len(values) == 1 else values
 
 
 def dense_timing(spec: DenseSpec, lanes: int, in_times) -> list[int]:

@@ -24,19 +24,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
+from hw.estimate import parse_lanes  # noqa: E402
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--artifact", type=Path, default=ROOT / "build/mnist/quant",
                         help="artifact directory (default build/mnist/quant; a random artifact "
                              "of the MNIST shape is used if it does not exist)")
-    parser.add_argument("--lanes", type=int, nargs="+", default=[4, 8, 16, 32])
+    parser.add_argument("--lanes", type=parse_lanes, nargs="+", default=[4, 8, 16, 32],
+                        help="lane configurations: ints, or one per layer like 64,20,16,64")
     parser.add_argument("--mode", default="recon_sample",
                         choices=["recon_mu", "recon_sample", "generate", "encode"])
     parser.add_argument("--out", type=Path, default=ROOT / "build/bench/hw.json")
     args = parser.parse_args(argv)
-    if any(ln < 1 for ln in args.lanes):
-        parser.error("lanes must be at least 1")
 
     import numpy as np
 
@@ -81,7 +82,7 @@ def main(argv=None) -> int:
             "layers": [{"name": l.name, "lanes": l.lanes, "passes": l.passes,
                         "cycles": l.cycles, "ideal_cycles": l.ideal_cycles} for l in est.layers],
         })
-        print(f"lanes {lanes:3d}: {cycles} cycles (model {est.cycles[args.mode]}, "
+        print(f"lanes {str(lanes):>3}: {cycles} cycles (model {est.cycles[args.mode]}, "
               f"ideal {ideal:.0f}), bit-exact {exact}, {wall:.0f} s", flush=True)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -91,7 +92,7 @@ def main(argv=None) -> int:
     print(f"{'lanes':>5} {'sim cycles':>10} {'model':>8} {'MACs/lanes':>10} {'sim/ideal':>9} "
           f"{'exact':>5} {'mults':>5} {'ROM kbit':>8}")
     for r in rows:
-        print(f"{r['lanes']:5d} {r['sim_cycles']:10d} {r['model_cycles']:8d} "
+        print(f"{str(r['lanes']):>5} {r['sim_cycles']:10d} {r['model_cycles']:8d} "
               f"{r['ideal_cycles']:10.0f} {r['sim_over_ideal']:9.3f} {str(r['bit_exact']):>5} "
               f"{sum(r['multipliers'].values()):5d} {r['rom_bits'] / 1000:8.1f}")
     print(f"\n{args.out}  (artifact: {source})")

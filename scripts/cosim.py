@@ -33,20 +33,10 @@ os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
 import numpy as np  # noqa: E402
 
+from hw.estimate import parse_lanes  # noqa: E402
 from model.fixed import MODES  # noqa: E402
 from sim import exchange  # noqa: E402
 from sim.runner import SIMULATORS, SimulationFailed, SimulatorMissing, simulator_problem  # noqa: E402
-
-
-def parse_lanes(text: str):
-    try:
-        values = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"lanes must be an int or comma-separated ints, "
-                                         f"not {text!r}") from None
-    if min(values) < 1:
-        raise argparse.ArgumentTypeError(f"lanes must be at least 1, not {text!r}")
-    return values[0] if len(values) == 1 else values
 
 
 def parse_args(argv=None):

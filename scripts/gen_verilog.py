@@ -20,16 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
-
-def parse_lanes(text: str):
-    try:
-        values = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"lanes must be an int or a comma-separated list of "
-                                         f"ints, not {text!r}") from None
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"lanes must be at least 1, not {text!r}")
-    return values[0] if len(values) == 1 else values
+from hw.estimate import parse_lanes  # noqa: E402
 
 
 def main(argv=None) -> int:
