@@ -156,15 +156,19 @@ def _finish(cfg, dut, board: Scoreboard, results: dict, rtl: np.ndarray) -> None
                       f"{len(board.protocol_errors)} protocol errors")
 
 
+async def _open_bench(dut):
+    """Config, vectors, a bench on the reset DUT and an empty scoreboard for one test."""
+    cfg = exchange.load_config()
+    vectors = exchange.load_vectors(cfg["vectors"])
+    bench = CoreBench(dut, cfg, await bring_up(dut, cfg))
+    return cfg, vectors, bench, Scoreboard(vectors["expected"], name=cfg["mode_name"])
+
+
 @cocotb.test()
 async def run_images(dut):
     """N images of one mode, back to back, exact against the golden model."""
-    cfg = exchange.load_config()
-    vectors = exchange.load_vectors(cfg["vectors"])
-    ck = await bring_up(dut, cfg)
-    bench = CoreBench(dut, cfg, ck)
+    cfg, vectors, bench, board = await _open_bench(dut)
     expected = vectors["expected"]
-    board = Scoreboard(expected, name=cfg["mode_name"])
     run = await bench.run_jobs(vectors.get("x"), expected, board, label=cfg["mode_name"])
     results = _summarise(cfg, board, run)
     results["sent_cmd"] = bench.cmd.sent
@@ -218,13 +222,9 @@ async def _abort(bench: CoreBench, x_row, where: str, n_words: int, board: Score
 @cocotb.test()
 async def reset_mid_image(dut):
     """Reset during input, computation and output of a job; then exact images."""
-    cfg = exchange.load_config()
-    vectors = exchange.load_vectors(cfg["vectors"])
-    ck = await bring_up(dut, cfg)
-    bench = CoreBench(dut, cfg, ck)
+    cfg, vectors, bench, board = await _open_bench(dut)
     expected = vectors["expected"]
     x = vectors.get("x")
-    board = Scoreboard(expected, name=cfg["mode_name"])
     words = expected.shape[1]
     x0 = x[0] if x is not None else np.zeros(0, dtype=np.int64)
     compute_wait = max(2, int(cfg.get("latency", 20)) // 3)
