@@ -219,13 +219,44 @@ class Stalls:
 
 
 class _Port:
-    def __init__(self, dut, desc: dict, name: str):
+    """What a driver and a monitor share: the stream's handles, stalls, and the
+    one handshake bit this side drives (``valid`` for a driver, ``ready`` for a
+    monitor), written only when its value changes since each write is a GPI call."""
+
+    DUT_DIR = ""   # the DUT-side direction of the stream this side connects to
+    ROLE = ""
+    DRIVES = ""    # "valid" or "ready"
+
+    def __init__(self, dut, desc: dict, clocking: Clocking, *, name: str,
+                 stalls: Stalls | None, timeout_cycles: int | None, registered: bool):
+        if desc["dir"] != self.DUT_DIR:
+            raise ValueError(f"{name}: a {self.ROLE} needs a DUT {self.DUT_DIR}put stream, "
+                             f"not {desc['dir']!r}")
         self.name = name
         self.desc = desc
         self.payload_codec = Payload(desc["shape"])
         self.valid = getattr(dut, desc["valid"])
         self.ready = getattr(dut, desc["ready"])
         self.payload = getattr(dut, desc["payload"])
+        self.ck = clocking
+        self.stalls = stalls or Stalls()
+        self.timeout_cycles = timeout_cycles
+        self.registered = registered
+        self._driven = getattr(self, self.DRIVES)
+        self._driven_value = None  # last value written (None: unknown)
+
+    def _drive(self, value: int) -> None:
+        if self._driven_value != value:
+            self._driven.value = value
+            self._driven_value = value
+
+    def idle(self) -> None:
+        self._driven.value = 0
+        self._driven_value = 0
+
+    def forget(self) -> None:
+        """Someone else wrote the handshake bit (a reset helper): write it again next time."""
+        self._driven_value = None
 
 
 class StreamDriver(_Port):
@@ -239,34 +270,17 @@ class StreamDriver(_Port):
     scoreboard reports.
     """
 
+    DUT_DIR, ROLE, DRIVES = "in", "driver", "valid"
+
     def __init__(self, dut, desc: dict, clocking: Clocking, *, name: str = "stream",
                  stalls: Stalls | None = None, timeout_cycles: int | None = None,
                  registered: bool = False):
-        if desc["dir"] != "in":
-            raise ValueError(f"{name}: a driver needs a DUT input stream, not {desc['dir']!r}")
-        super().__init__(dut, desc, name)
-        self.ck = clocking
-        self.stalls = stalls or Stalls()
-        self.timeout_cycles = timeout_cycles
-        self.registered = registered
+        super().__init__(dut, desc, clocking, name=name, stalls=stalls,
+                         timeout_cycles=timeout_cycles, registered=registered)
         self.read_ready = reader(self.ready)
         self.sent = 0          # words accepted by the DUT, ever
         self.edges: list[int] = []  # rising edge of each accepted word (when recording)
         self.record = False
-        self._valid = None     # last value written to valid (None: unknown)
-
-    def _set_valid(self, value: int) -> None:
-        if self._valid != value:
-            self.valid.value = value
-            self._valid = value
-
-    def idle(self) -> None:
-        self.valid.value = 0
-        self._valid = 0
-
-    def forget(self) -> None:
-        """Someone else wrote ``valid`` (a reset helper): write it again next time."""
-        self._valid = None
 
     async def send(self, words, *, packed: bool = False) -> int:
         """Present ``words`` in order, each until accepted; returns the edge the
@@ -284,10 +298,10 @@ class StreamDriver(_Port):
                 if use_stalls:
                     gap = stalls.next()
                     if gap:
-                        self._set_valid(0)
+                        self._drive(0)
                         await ck.cycles(gap)
                 payload.value = pack(word)
-                self._set_valid(1)
+                self._drive(1)
                 if registered:
                     # ready is settled at the falling edge and our writes
                     # cannot change it before the next rising edge.
@@ -304,9 +318,9 @@ class StreamDriver(_Port):
                     edges.append(edge)
                 self.sent += 1
                 await falling
-            self._set_valid(0)
+            self._drive(0)
         except BaseException:
-            self._valid = None
+            self.forget()
             raise
         return edge
 
@@ -319,32 +333,16 @@ class StreamMonitor(_Port):
     the falling edge, one wake-up per word.
     """
 
+    DUT_DIR, ROLE, DRIVES = "out", "monitor", "ready"
+
     def __init__(self, dut, desc: dict, clocking: Clocking, *, name: str = "stream",
                  stalls: Stalls | None = None, timeout_cycles: int | None = None,
                  registered: bool = False):
-        if desc["dir"] != "out":
-            raise ValueError(f"{name}: a monitor needs a DUT output stream, not {desc['dir']!r}")
-        super().__init__(dut, desc, name)
-        self.ck = clocking
-        self.stalls = stalls or Stalls()
-        self.timeout_cycles = timeout_cycles
-        self.registered = registered
+        super().__init__(dut, desc, clocking, name=name, stalls=stalls,
+                         timeout_cycles=timeout_cycles, registered=registered)
         self.read_valid = reader(self.valid)
         self.read_payload = reader(self.payload)
         self.received = 0
-        self._ready = None
-
-    def _set_ready(self, value: int) -> None:
-        if self._ready != value:
-            self.ready.value = value
-            self._ready = value
-
-    def idle(self) -> None:
-        self.ready.value = 0
-        self._ready = 0
-
-    def forget(self) -> None:
-        self._ready = None
 
     async def _wait_valid_registered(self) -> None:
         """At a falling edge with valid low: sleep until it rises (at a rising
@@ -374,9 +372,9 @@ class StreamMonitor(_Port):
                 if use_stalls:
                     gap = stalls.next()
                     if gap:
-                        self._set_ready(0)
+                        self._drive(0)
                         await ck.cycles(gap)
-                self._set_ready(1)
+                self._drive(1)
                 if registered:
                     while not read_valid():
                         await self._wait_valid_registered()
@@ -393,9 +391,9 @@ class StreamMonitor(_Port):
                 await falling
                 if until is not None and until(bits):
                     break
-            self._set_ready(0)
+            self._drive(0)
         except BaseException:
-            self._ready = None
+            self.forget()
             raise
         return words, edges
 
