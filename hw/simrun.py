@@ -15,10 +15,19 @@ from amaranth.sim import Simulator
 
 from .core import MODE_CODES, VAECore
 
-__all__ = ["SETTLE", "run_core"]
+__all__ = ["SETTLE", "run_core", "run_simulation"]
 
 #: Clocks after reset before the first command (the sampler primes in ~10).
 SETTLE = 24
+
+
+def run_simulation(sim: Simulator, vcd=None) -> None:
+    """Run ``sim`` to completion, writing a VCD waveform to ``vcd`` when given."""
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
 
 
 def run_core(core: VAECore, jobs, *, p_gap: float = 0.0, p_stall: float = 0.0,
@@ -89,9 +98,5 @@ def run_core(core: VAECore, jobs, *, p_gap: float = 0.0, p_stall: float = 0.0,
     sim = Simulator(core)
     sim.add_clock(1e-8)
     sim.add_testbench(testbench)
-    if vcd:
-        with sim.write_vcd(vcd):
-            sim.run()
-    else:
-        sim.run()
+    run_simulation(sim, vcd)
     return outputs, list(zip(cmd_edges, timing))

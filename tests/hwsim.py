@@ -31,6 +31,8 @@ import random
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
+from hw.simrun import run_simulation
+
 __all__ = ["stream_put", "stream_get", "run_stream", "as_dict"]
 
 
@@ -102,11 +104,7 @@ def run_stream(dut, payloads, *, rng: random.Random, p_gap: float = 0.0, p_stall
     async def consumer(ctx):
         out.extend(await stream_get(ctx, o, count, get_rng, p_stall))
     sim.add_testbench(consumer)
-    if vcd:
-        with sim.write_vcd(vcd):
-            sim.run()
-    else:
-        sim.run()
+    run_simulation(sim, vcd)
     return out
 
 
