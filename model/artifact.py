@@ -7,6 +7,7 @@ format and constant in it is interpreted by :mod:`model.fixed`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ from model.fixed import (
 )
 
 __all__ = ["ARTIFACT_FORMAT", "ARTIFACT_VERSION", "JSON_NAME", "NPZ_NAME", "ArtifactError",
-           "DenseSpec", "Artifact", "validate_artifact", "save_artifact", "load_artifact"]
+           "DenseSpec", "Artifact", "artifact_digest", "validate_artifact", "save_artifact",
+           "load_artifact"]
 
 ARTIFACT_FORMAT = "fxvae-artifact"
 ARTIFACT_VERSION = 1
@@ -253,6 +255,20 @@ def _to_json(artifact: Artifact) -> dict:
                                   for lfsr in LFSR_BANK]},
         "meta": artifact.meta,
     }
+
+
+def artifact_digest(artifact: Artifact) -> str:
+    """SHA-256 (hex) of everything that decides a bit: the JSON spec without ``meta``
+    and every weight and bias.  Equal digests mean equal golden models and equal
+    hardware; a board reports it so the host knows which artifact it runs."""
+    h = hashlib.sha256()
+    spec = {key: value for key, value in _to_json(artifact).items() if key != "meta"}
+    h.update(json.dumps(spec, sort_keys=True).encode())
+    for table in (artifact.weights, artifact.biases):
+        for name in sorted(table):
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(table[name], dtype="<i8").tobytes())
+    return h.hexdigest()
 
 
 def save_artifact(artifact: Artifact, out_dir: str | Path) -> Path:

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from model.artifact import artifact_digest
 from model.fixed import MODES
 from sim import exchange
 from sim.runner import Design, Simulation, default_build_root
 
-__all__ = ["DEFAULT_LANES", "default_lanes", "artifact_digest", "cached_design", "core_design",
+__all__ = ["DEFAULT_LANES", "default_lanes", "cached_design", "core_design",
            "sigmoid_design", "sampler_design", "golden_outputs", "CoreCosim", "run_sigmoid",
            "run_sampler"]
 
@@ -53,17 +54,6 @@ def _source_digest() -> str:
             h.update(path.read_bytes())
     import amaranth
     h.update(amaranth.__version__.encode())
-    return h.hexdigest()
-
-
-def artifact_digest(artifact) -> str:
-    h = hashlib.sha256()
-    fields = {k: v for k, v in vars(artifact).items() if k not in ("weights", "biases", "meta")}
-    h.update(repr(sorted(fields.items())).encode())
-    for table in (artifact.weights, artifact.biases):
-        for name in sorted(table):
-            h.update(name.encode())
-            h.update(np.ascontiguousarray(table[name], dtype=np.int64).tobytes())
     return h.hexdigest()
 
 

@@ -1,5 +1,6 @@
 """Calibration, format choice, the narrow-format report, the artifact file and the CLI."""
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.artifact import ArtifactError, load_artifact, save_artifact
+from model.artifact import ArtifactError, artifact_digest, load_artifact, save_artifact
 from model.fixed import LFSR_BANK, Fmt
 from model.golden import GoldenModel
 from model.quantize import (
@@ -142,6 +143,22 @@ def test_round_trip(quantized, tmp_path):
     x = GoldenModel(art).quantize_input(iris().x_test)
     for mode in ("recon_mu", "recon_sample", "encode"):
         assert np.array_equal(GoldenModel(loaded).run(mode, x), GoldenModel(art).run(mode, x))
+    assert artifact_digest(loaded) == artifact_digest(art)
+
+
+def test_digest_sees_every_bit_but_not_meta(quantized):
+    art = quantized[0]
+    digest = artifact_digest(art)
+    assert len(digest) == 64
+    assert artifact_digest(dataclasses.replace(art, meta={"note": "other"})) == digest
+    name = art.layers[0].name
+    weights = dict(art.weights)
+    weights[name] = art.weights[name].copy()
+    weights[name][0, 0] ^= 1
+    assert artifact_digest(dataclasses.replace(art, weights=weights)) != digest
+    other_seed = dataclasses.replace(art.sampler, seeds=(art.sampler.seeds[0] ^ 1,
+                                                         *art.sampler.seeds[1:]))
+    assert artifact_digest(dataclasses.replace(art, sampler=other_seed)) != digest
 
 
 def _edit_json(path, edit):
