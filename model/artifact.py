@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from model.fixed import (
-    IRWIN_HALL_OFFSET, LFSR_BANK, UNIFORM_BITS, Fmt, OddPoly, SamplerSpec, SigmaRomSpec,
+    IRWIN_HALL_OFFSET, LFSR_BANK, UNIFORM_BITS, Fmt, OddPoly, ReparamSpec, SamplerSpec, SigmaRomSpec,
     SigmoidSpec, acc_width, sampler_spec, sigma_rom_contents, sigma_rom_spec, sigmoid_spec,
 )
 
@@ -50,6 +50,11 @@ class DenseSpec:
     @property
     def acc_width(self) -> int:
         return acc_width(self.in_fmt, self.w_fmt, self.n_in)
+
+    @property
+    def acc_fmt(self) -> Fmt:
+        """The accumulator: wide enough that no sum of products and bias can overflow."""
+        return Fmt(self.acc_width, self.acc_frac)
 
     @property
     def bias_fmt(self) -> Fmt:
@@ -98,6 +103,10 @@ class Artifact:
     @property
     def z_fmt(self) -> Fmt:
         return self.decoder[0].in_fmt
+
+    @property
+    def reparam(self) -> ReparamSpec:
+        return ReparamSpec(self.mu_fmt, self.sigma_rom.sigma_fmt, self.sampler.eps_fmt, self.z_fmt)
 
 
 class ArtifactError(ValueError):
@@ -194,10 +203,7 @@ def _check_units(artifact: Artifact, where: str) -> None:
         _check(getattr(smp, name) == getattr(expected_smp, name), where,
                f"sampler {name} {getattr(smp, name)} != {getattr(expected_smp, name)} "
                f"computed from the spec")
-    prod_frac = rom.sigma_fmt.frac + smp.eps_fmt.frac
-    acc_frac = max(prod_frac, artifact.mu_fmt.frac)
-    reparam_bits = 1 + max(artifact.mu_fmt.width + acc_frac - artifact.mu_fmt.frac,
-                           rom.sigma_fmt.width + smp.eps_fmt.width - 1 + acc_frac - prod_frac)
+    reparam_bits = artifact.reparam.sum_span().width
     _check(reparam_bits <= 64, where, f"z = mu + sigma*eps needs a {reparam_bits}-bit sum (> 64)")
     _check(len(smp.seeds) == len(LFSR_BANK), where,
            f"sampler has {len(smp.seeds)} seeds, the LFSR bank {len(LFSR_BANK)} registers")

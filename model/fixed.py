@@ -16,14 +16,23 @@ The rules, on one page
 * Dense layer: ``acc = sum(x*w) + b`` at full precision, fraction
   ``fx + fw`` (the bias is stored already aligned to it), accumulator width
   from :func:`acc_width` so no sum can overflow; then one :func:`requantize`
-  to the output format, then ReLU (the two commute).
+  to the output format, with ReLU as its lower bound (the two commute).
 * Odd polynomials (output sigmoid, Gaussian correction) run Horner's rule on
   ``u = x*x`` with coefficients and intermediates ``HORNER_GUARD_BITS``
-  fractional bits wider than the output (:func:`odd_poly`).
+  fractional bits wider than the output: a short program of integer steps
+  ``dest = addend + round_shift(a*b, shift)`` (:func:`odd_poly_steps`) that the
+  golden model runs on numbers and the hardware on registers.
 * sigma = exp(logvar/2) comes from a ROM indexed by the clamped logvar
   rounded to ``index_frac`` bits (:func:`sigma_rom_contents`).
-* z = mu + sigma*eps is summed exactly, then requantized once
-  (:func:`reparam`).
+* z = mu + sigma*eps is summed exactly at the finer of the two fractions,
+  then requantized once (:class:`ReparamSpec`, :func:`reparam`).
+* Range analysis (:class:`Span`) bounds every intermediate, so the hardware
+  sizes each register to the values it can hold and no step can wrap.
+
+The rules are written once, on operators that Python ints, numpy arrays and
+the generator's range-tracked Amaranth expressions (``hw.arith.Ranged``) all
+provide (``+ - * << >>`` and ``.clip``), so the generator builds its logic by
+calling these very functions.
 * eps: twelve maximal-length Fibonacci LFSRs (lengths 43..65, XAPP052 taps)
   each give 12 fresh bits a draw; the 12 uniforms are summed (Irwin-Hall,
   unit variance) and optionally bent by Teichroew's odd polynomial
@@ -39,11 +48,12 @@ import numpy as np
 
 __all__ = [
     "SigmoidApprox", "SIGMOID_KINDS", "LOGVAR_RANGE", "HORNER_GUARD_BITS",
-    "Fmt", "round_shift", "saturate", "requantize", "acc_width", "dense",
-    "OddPoly", "odd_poly_spec", "odd_poly", "SigmoidSpec", "sigmoid_spec", "sigmoid",
+    "Fmt", "Span", "round_shift", "round_shift_add", "saturate", "requantize", "acc_width",
+    "dense", "OddPoly", "odd_poly_spec", "PolyStep", "odd_poly_steps", "odd_poly_spans",
+    "odd_poly", "SigmoidSpec", "sigmoid_spec", "sigmoid",
     "SigmaRomSpec", "sigma_rom_spec", "sigma_rom_contents", "sigma_rom_index",
-    "reparam", "Lfsr", "LFSR_BANK", "lfsr_seeds", "lfsr_step", "lfsr_stream",
-    "UNIFORM_BITS", "N_UNIFORMS", "IRWIN_HALL_FRAC", "IRWIN_HALL_OFFSET",
+    "ReparamSpec", "reparam", "Lfsr", "LFSR_BANK", "lfsr_seeds", "lfsr_step", "lfsr_stream",
+    "UNIFORM_BITS", "N_UNIFORMS", "IRWIN_HALL_FRAC", "IRWIN_HALL_OFFSET", "IRWIN_HALL_SPAN",
     "TEICHROEW_COEFFS", "SamplerSpec", "sampler_spec", "eps_from_uniforms", "MODES",
 ]
 
@@ -138,31 +148,114 @@ class Fmt:
         return f"Q{self.width}.{self.frac}"
 
 
+@dataclass(frozen=True)
+class Span:
+    """The closed integer interval ``[lo, hi]`` a value can take (range analysis).
+
+    The hardware sizes each register from the span of its expression, so no
+    intermediate wraps and no bit holds a value that cannot occur.
+    """
+
+    lo: int
+    hi: int
+
+    def __post_init__(self):
+        if self.lo > self.hi:
+            raise ValueError(f"empty span [{self.lo}, {self.hi}]")
+
+    @classmethod
+    def of_fmt(cls, fmt: Fmt) -> "Span":
+        return cls(fmt.min_int, fmt.max_int)
+
+    @classmethod
+    def point(cls, value: int) -> "Span":
+        return cls(value, value)
+
+    @property
+    def signed(self) -> bool:
+        return self.lo < 0
+
+    @property
+    def width(self) -> int:
+        """Bits of the narrowest two's-complement (or, when ``lo >= 0``, unsigned) word."""
+        if self.lo >= 0:
+            return max(self.hi.bit_length(), 1)
+        return max((-self.lo - 1).bit_length(), self.hi.bit_length()) + 1
+
+    def square(self) -> "Span":
+        """Span of ``x*x`` (tighter than ``self * self``: a square is never negative)."""
+        lo = 0 if self.lo <= 0 <= self.hi else min(self.lo ** 2, self.hi ** 2)
+        return Span(lo, max(self.lo ** 2, self.hi ** 2))
+
+    def __mul__(self, other: "Span") -> "Span":
+        corners = [a * b for a in (self.lo, self.hi) for b in (other.lo, other.hi)]
+        return Span(min(corners), max(corners))
+
+    def __add__(self, other: "Span | int") -> "Span":
+        if isinstance(other, int):
+            return Span(self.lo + other, self.hi + other)
+        return Span(self.lo + other.lo, self.hi + other.hi)
+
+    def __neg__(self) -> "Span":
+        return Span(-self.hi, -self.lo)
+
+    def __sub__(self, other: "Span | int") -> "Span":
+        return self + (-other)
+
+    def __lshift__(self, shift: int) -> "Span":
+        return Span(self.lo << shift, self.hi << shift)
+
+    def __rshift__(self, shift: int) -> "Span":  # floor division: monotone
+        return Span(self.lo >> shift, self.hi >> shift)
+
+    def clip(self, lo: int, hi: int) -> "Span":
+        return Span(min(max(self.lo, lo), hi), max(min(self.hi, hi), lo))
+
+    def __contains__(self, other: "Span") -> bool:
+        return self.lo <= other.lo and other.hi <= self.hi
+
+
 def round_shift(x, shift: int):
     """Arithmetic shift right by ``shift`` rounding half up; ``shift <= 0`` shifts left exactly."""
+    return round_shift_add(x, shift, 0)
+
+
+def round_shift_add(x, shift: int, addend: int):
+    """``addend + round_shift(x, shift)`` with one adder: ``(x + half + (addend << shift)) >> shift``.
+
+    The identity holds because ``addend`` is an integer: adding ``addend *
+    2**shift`` before a floor shift adds exactly ``addend`` after it.
+    """
     if shift <= 0:
-        return x << -shift
-    return (x + (1 << (shift - 1))) >> shift
+        return (x << -shift) + addend if addend else x << -shift
+    return (x + ((1 << (shift - 1)) + (addend << shift))) >> shift
+
+
+def _clip(x, lo: int, hi: int):
+    """``min(max(x, lo), hi)`` for ints, and ``x.clip`` for numpy and the generator's values."""
+    if isinstance(x, int):
+        return min(max(x, lo), hi)
+    return x.clip(lo, hi)
 
 
 def saturate(x, fmt: Fmt):
-    """Clamp an integer (array) into ``fmt``'s range."""
-    if isinstance(x, np.ndarray):
-        return np.clip(x, fmt.min_int, fmt.max_int)
-    return min(max(x, fmt.min_int), fmt.max_int)
+    """Clamp an integer (array, expression) into ``fmt``'s range."""
+    return _clip(x, fmt.min_int, fmt.max_int)
 
 
-def requantize(x, from_frac: int, fmt: Fmt):
+def requantize(x, from_frac: int, fmt: Fmt, *, relu: bool = False):
     """Change fraction from ``from_frac`` to ``fmt.frac`` (round half up), then saturate.
 
-    A left shift (``fmt.frac > from_frac``) first clips ``x`` to one step
-    beyond the values that land inside ``fmt``: the result is the same, and
-    an int64 array cannot wrap on the way.
+    ``relu`` raises the lower bound to 0: ReLU after saturation is the same
+    clip, so a ReLU layer needs one clip, not two.  A left shift
+    (``fmt.frac > from_frac``) first clips ``x`` to one step beyond the
+    values that land inside ``fmt``: the result is the same, and an int64
+    array cannot wrap on the way.
     """
     shift = from_frac - fmt.frac
     if shift < 0:
         x = saturate(x, Fmt(max(fmt.width + shift, 1) + 1, 0))
-    return saturate(round_shift(x, shift), fmt)
+    return _clip(round_shift(x, shift), 0 if relu else fmt.min_int, fmt.max_int)
 
 
 def acc_width(x_fmt: Fmt, w_fmt: Fmt, n_in: int) -> int:
@@ -183,13 +276,10 @@ def dense(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, x_fmt: Fmt, w_fmt
     ``bias`` is at the accumulator's fraction ``x_fmt.frac + w_fmt.frac``.
     Exact int64 arithmetic (slow; :mod:`model.golden` has the fast exact path).
     """
+    if activation not in ("relu", "linear"):
+        raise ValueError(f"activation must be 'relu' or 'linear', not {activation!r}")
     acc = x.astype(np.int64) @ weight.astype(np.int64).T + bias.astype(np.int64)
-    out = requantize(acc, x_fmt.frac + w_fmt.frac, out_fmt)
-    if activation == "relu":
-        return np.maximum(out, 0)
-    if activation == "linear":
-        return out
-    raise ValueError(f"activation must be 'relu' or 'linear', not {activation!r}")
+    return requantize(acc, x_fmt.frac + w_fmt.frac, out_fmt, relu=activation == "relu")
 
 
 @dataclass(frozen=True)
@@ -224,18 +314,75 @@ def odd_poly_spec(coeffs, x_max: float, x_frac: int, out_frac: int) -> OddPoly:
     return OddPoly(x_frac, scale_log2, coef_frac, coeffs_int, out_frac)
 
 
-def odd_poly(x, poly: OddPoly):
+@dataclass(frozen=True)
+class PolyStep:
+    """One integer step of Horner's rule: ``dest = addend + round_shift(a * b, shift)``.
+
+    Operands and destinations name registers: ``x`` (the input, scaled to
+    ``v``), ``u`` (``v*v``), ``acc`` (Horner's accumulator; it starts at the top
+    coefficient) and ``y`` (the result).
+    """
+
+    a: str
+    b: str
+    dest: str
+    shift: int
+    addend: int
+
+    def finish(self, product):
+        """The step's result from its exact product (the hardware registers the product first)."""
+        return round_shift_add(product, self.shift, self.addend)
+
+    def apply(self, a, b):
+        return self.finish(a * b)
+
+    def product_span(self, a: Span, b: Span) -> Span:
+        return a.square() if self.a == self.b else a * b
+
+    def result_span(self, a: Span, b: Span) -> Span:
+        return self.finish(self.product_span(a, b))
+
+
+def odd_poly_steps(poly: OddPoly, offset: int = 0) -> tuple[PolyStep, ...]:
+    """The program of :func:`odd_poly`: ``u = x*x``, one Horner step per lower
+    coefficient (the first multiplies by the top coefficient, ``acc``'s start
+    value), then ``y = offset + x*acc`` (the sigmoid's 1/2 rides on the last
+    step's rounding adder)."""
+    cf = poly.coef_frac
+    out = PolyStep("x", "acc", "y", poly.v_frac + cf - poly.out_frac, offset)
+    if len(poly.coeffs_int) == 1:
+        return (out,)
+    square = PolyStep("x", "x", "u", 2 * poly.v_frac - cf, 0)
+    horner = tuple(PolyStep("u", "acc", "acc", cf, c) for c in reversed(poly.coeffs_int[:-1]))
+    return (square, *horner, out)
+
+
+def odd_poly_spans(poly: OddPoly, x_span: Span, offset: int = 0) -> list[dict[str, Span]]:
+    """Every register's span before each step and after the last (range analysis).
+
+    Entry ``k`` maps register names to spans as step ``k`` reads them; the
+    last entry holds ``y``.  The hardware sizes its registers from these.
+    """
+    spans = {"x": x_span, "acc": Span.point(poly.coeffs_int[-1])}
+    out = [dict(spans)]
+    for step in odd_poly_steps(poly, offset):
+        spans[step.dest] = step.result_span(spans[step.a], spans[step.b])
+        out.append(dict(spans))
+    return out
+
+
+def odd_poly(x, poly: OddPoly, offset: int = 0):
     """``v * (c1 + u*(c3 + u*(c5 + ...)))`` with ``u = v*v``, Horner's rule.
 
     ``u`` and every Horner step are rounded to ``coef_frac`` bits; the final
-    product is rounded to ``out_frac``.  Pipeline stage k of the hardware does
-    exactly step k of this loop.
+    product is rounded to ``out_frac``.  Runs :func:`odd_poly_steps`, the
+    program the hardware runs one step per stage (or per multiplier turn).
+    ``offset`` is added to the result exactly.
     """
-    u = round_shift(x * x, 2 * poly.v_frac - poly.coef_frac)
-    acc = poly.coeffs_int[-1]
-    for coeff in reversed(poly.coeffs_int[:-1]):
-        acc = coeff + round_shift(u * acc, poly.coef_frac)
-    return round_shift(x * acc, poly.v_frac + poly.coef_frac - poly.out_frac)
+    regs = {"x": x, "acc": poly.coeffs_int[-1]}
+    for step in odd_poly_steps(poly, offset):
+        regs[step.dest] = step.apply(regs[step.a], regs[step.b])
+    return regs["y"]
 
 
 # --------------------------------------------------------------------------
@@ -254,6 +401,14 @@ class SigmoidSpec:
     half_int: int
     one_int: int
 
+    def clamp_input(self, x):
+        """Stage one: the polynomial only ever sees ``[-clamp_int, clamp_int]``."""
+        return _clip(x, -self.clamp_int, self.clamp_int)
+
+    def saturate_output(self, y):
+        """Last stage: ``1/2 + p`` (the polynomial's ``offset``) saturated to ``[0, 1]``."""
+        return _clip(y, 0, self.one_int)
+
 
 def sigmoid_spec(kind: str, in_fmt: Fmt, out_fmt: Fmt) -> SigmoidSpec:
     if kind not in SIGMOID_KINDS:
@@ -269,8 +424,7 @@ def sigmoid_spec(kind: str, in_fmt: Fmt, out_fmt: Fmt) -> SigmoidSpec:
 
 def sigmoid(x, spec: SigmoidSpec):
     """Clamp the input, odd quintic by Horner, add 1/2, saturate to [0, 1]."""
-    xc = np.clip(x, -spec.clamp_int, spec.clamp_int)
-    return np.clip(odd_poly(xc, spec.poly) + spec.half_int, 0, spec.one_int)
+    return spec.saturate_output(odd_poly(spec.clamp_input(x), spec.poly, offset=spec.half_int))
 
 
 # --------------------------------------------------------------------------
@@ -316,7 +470,7 @@ def sigma_rom_contents(spec: SigmaRomSpec) -> np.ndarray:
 
 
 def sigma_rom_index(logvar, spec: SigmaRomSpec):
-    clamped = np.clip(logvar, spec.lo_int, spec.hi_int)
+    clamped = _clip(logvar, spec.lo_int, spec.hi_int)
     return round_shift(clamped, spec.logvar_fmt.frac - spec.index_frac) - spec.lo_index
 
 
@@ -324,16 +478,53 @@ def sigma_rom_index(logvar, spec: SigmaRomSpec):
 # Reparameterization
 
 
-def reparam(mu, sigma, eps, mu_fmt: Fmt, sigma_fmt: Fmt, eps_fmt: Fmt, z_fmt: Fmt):
+@dataclass(frozen=True)
+class ReparamSpec:
+    """z = mu + sigma*eps: both terms aligned to ``acc_frac``, the finer fraction."""
+
+    mu_fmt: Fmt
+    sigma_fmt: Fmt
+    eps_fmt: Fmt
+    z_fmt: Fmt
+
+    @property
+    def prod_frac(self) -> int:
+        return self.sigma_fmt.frac + self.eps_fmt.frac
+
+    @property
+    def acc_frac(self) -> int:
+        return max(self.prod_frac, self.mu_fmt.frac)
+
+    @property
+    def mu_shift(self) -> int:
+        """Left shift aligning mu to ``acc_frac``."""
+        return self.acc_frac - self.mu_fmt.frac
+
+    @property
+    def prod_shift(self) -> int:
+        """Left shift aligning sigma*eps to ``acc_frac``."""
+        return self.acc_frac - self.prod_frac
+
+    def product_span(self) -> Span:
+        return Span.of_fmt(self.sigma_fmt) * Span.of_fmt(self.eps_fmt)
+
+    def sum_span(self) -> Span:
+        """Span of the exact sum before requantization."""
+        return (Span.of_fmt(self.mu_fmt) << self.mu_shift) + (self.product_span() << self.prod_shift)
+
+    def finish(self, mu, product):
+        """z from mu and the exact product sigma*eps (the hardware registers the product first)."""
+        return requantize((mu << self.mu_shift) + (product << self.prod_shift), self.acc_frac,
+                          self.z_fmt)
+
+
+def reparam(mu, sigma, eps, spec: ReparamSpec):
     """z = mu + sigma*eps, summed exactly at the finer fraction, requantized once.
 
     With ``eps = 0`` this is mu requantized to ``z_fmt``: the deterministic
     mode uses the same datapath.
     """
-    prod_frac = sigma_fmt.frac + eps_fmt.frac
-    acc_frac = max(prod_frac, mu_fmt.frac)
-    acc = (mu << (acc_frac - mu_fmt.frac)) + ((sigma * eps) << (acc_frac - prod_frac))
-    return requantize(acc, acc_frac, z_fmt)
+    return spec.finish(mu, sigma * eps)
 
 
 # --------------------------------------------------------------------------
@@ -426,6 +617,8 @@ def lfsr_stream(lfsr: Lfsr, state: int, nbits: int) -> tuple[np.ndarray, int]:
 #: integer ``sum(u) - 24570`` at 12 fractional bits, unit variance, reach +-6.
 IRWIN_HALL_FRAC = UNIFORM_BITS
 IRWIN_HALL_OFFSET = N_UNIFORMS * ((1 << UNIFORM_BITS) - 1) // 2
+#: Every value ``sum(u) - IRWIN_HALL_OFFSET`` can take.
+IRWIN_HALL_SPAN = Span(0, N_UNIFORMS * ((1 << UNIFORM_BITS) - 1)) - IRWIN_HALL_OFFSET
 
 #: Teichroew's correction, on r = S/4: eps = a1 r + a3 r^3 + ... + a9 r^9.
 TEICHROEW_COEFFS = (3.949846138, 0.252408784, 0.076542912, 0.008355968, 0.029899776)

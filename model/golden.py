@@ -250,9 +250,7 @@ class GoldenModel:
         return self._rom[sigma_rom_index(logvar, self.artifact.sigma_rom)]
 
     def reparam(self, mu, sigma, eps) -> np.ndarray:
-        art = self.artifact
-        return reparam(mu, sigma, eps, art.mu_fmt, art.sigma_rom.sigma_fmt, art.sampler.eps_fmt,
-                       art.z_fmt)
+        return reparam(mu, sigma, eps, self.artifact.reparam)
 
     def decode_logits(self, z_int) -> np.ndarray:
         h = np.asarray(z_int, dtype=np.int64)

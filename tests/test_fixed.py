@@ -10,9 +10,10 @@ from hypothesis import given, settings, strategies as st
 
 from model.artifact import DenseSpec
 from model.fixed import (
-    HORNER_GUARD_BITS, LOGVAR_RANGE, SIGMOID_KINDS, Fmt, acc_width, dense, odd_poly,
-    odd_poly_spec, reparam, requantize, round_shift, saturate, sigma_rom_contents,
-    sigma_rom_index, sigma_rom_spec, sigmoid, sigmoid_spec,
+    HORNER_GUARD_BITS, IRWIN_HALL_OFFSET, IRWIN_HALL_SPAN, LOGVAR_RANGE, SIGMOID_KINDS, Fmt,
+    ReparamSpec, Span, acc_width, dense, odd_poly, odd_poly_spans, odd_poly_spec,
+    odd_poly_steps, reparam, requantize, round_shift, round_shift_add, sampler_spec, saturate,
+    sigma_rom_contents, sigma_rom_index, sigma_rom_spec, sigmoid, sigmoid_spec,
 )
 
 
@@ -35,6 +36,57 @@ def test_round_shift_exhaustive():
                     for x in xs]
         assert got.tolist() == expected
         assert [round_shift(int(x), shift) for x in xs] == expected  # python ints agree
+
+
+def test_round_shift_add_is_one_adder_for_both():
+    xs = np.arange(-300, 300)
+    for shift in range(-2, 6):
+        for addend in (-37, 0, 5):
+            assert round_shift_add(xs, shift, addend).tolist() == \
+                (round_shift(xs, shift) + addend).tolist()
+            assert round_shift_add(Span(-300, 299), shift, addend) == \
+                Span(int(round_shift(-300, shift)) + addend, int(round_shift(299, shift)) + addend)
+
+
+@pytest.mark.parametrize("span", [Span(0, 0), Span(0, 1), Span(0, 255), Span(-1, 0), Span(-128, 127),
+                                  Span(-129, 5), Span(-5, 128), Span(3, 9), Span(-9, -3)])
+def test_span_width_is_the_narrowest_word(span):
+    width = span.width
+    if span.signed:
+        fits = lambda w: -(1 << (w - 1)) <= span.lo and span.hi < (1 << (w - 1))  # noqa: E731
+    else:
+        fits = lambda w: span.hi < (1 << w)  # noqa: E731
+    assert fits(width) and (width == 1 or not fits(width - 1))
+
+
+def test_span_arithmetic_bounds_every_value():
+    a, b = Span(-7, 5), Span(-3, 11)
+    xs, ys = np.meshgrid(np.arange(-7, 6), np.arange(-3, 12))
+    for span, values in ((a * b, xs * ys), (a.square(), xs * xs), (a + b, xs + ys),
+                         (a - b, xs - ys), (a << 3, xs << 3), (a >> 2, xs >> 2),
+                         (a.clip(-2, 3), np.clip(xs, -2, 3))):
+        assert (span.lo, span.hi) == (values.min(), values.max())
+    assert Span(-2, 3) in a and a not in Span(-2, 3)
+    assert IRWIN_HALL_SPAN == Span(-IRWIN_HALL_OFFSET, 12 * 4095 - IRWIN_HALL_OFFSET)
+
+
+@pytest.mark.parametrize("poly", [odd_poly_spec(SIGMOID_KINDS["taylor5"].coeffs, 2.29, 13, 14),
+                                  sampler_spec("teichroew").poly,
+                                  odd_poly_spec((0.75,), 1.5, 6, 8)])
+def test_odd_poly_spans_bound_every_register(poly):
+    """The range analysis the hardware sizes registers from holds every value the program makes."""
+    x_span = Span(-(3 << poly.x_frac) // 2, (3 << poly.x_frac) // 2)
+    xs = np.arange(x_span.lo, x_span.hi + 1)
+    regs = {"x": xs, "acc": np.full_like(xs, poly.coeffs_int[-1])}
+    spans = odd_poly_spans(poly, x_span)
+    steps = odd_poly_steps(poly)
+    assert len(spans) == len(steps) + 1
+    for step, before in zip(steps, spans):
+        for name, values in regs.items():
+            assert before[name].lo <= values.min() and values.max() <= before[name].hi, name
+        regs[step.dest] = step.apply(regs[step.a], regs[step.b])
+    assert regs["y"].tolist() == odd_poly(xs, poly).tolist()
+    assert spans[-1]["y"].lo <= regs["y"].min() and regs["y"].max() <= spans[-1]["y"].hi
 
 
 def test_saturate_exhaustive():
@@ -113,7 +165,12 @@ def test_sigma_rom_exact_to_half_lsb():
 def test_reparam_exhaustive_small():
     mu_fmt, sigma_fmt, eps_fmt, z_fmt = Fmt(5, 2), Fmt(4, 2), Fmt(5, 3), Fmt(5, 1)
     mus, sigmas, epss = np.meshgrid(np.arange(-16, 16), np.arange(0, 8), np.arange(-16, 16))
-    got = reparam(mus, sigmas, epss, mu_fmt, sigma_fmt, eps_fmt, z_fmt)
+    spec = ReparamSpec(mu_fmt, sigma_fmt, eps_fmt, z_fmt)
+    got = reparam(mus, sigmas, epss, spec)
+    sums = (mus << spec.mu_shift) + ((sigmas * epss) << spec.prod_shift)
+    # acc_frac 5: mu << 3 in [-128, 120]; sigma*eps over the whole formats in [-120, 128]
+    assert spec.sum_span() == Span(-128 - 120, 120 + 128)
+    assert spec.sum_span().lo <= sums.min() and sums.max() <= spec.sum_span().hi
     expected = [clamp(round_half_up((Fraction(m, 4) + Fraction(s * e, 32)) * 2), z_fmt)
                 for m, s, e in zip(mus.ravel().tolist(), sigmas.ravel().tolist(),
                                    epss.ravel().tolist())]
