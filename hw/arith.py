@@ -1,98 +1,57 @@
-"""Fixed-point arithmetic blocks: odd-polynomial unit, sigmoid, sigma ROM, reparameterization.
+"""Fixed-point arithmetic blocks: odd-polynomial units (sigmoid, Gaussian correction),
+sigma ROM, reparameterization.
 
-Each block computes *exactly* the function of the same name in
-:mod:`model.fixed` (the numerics spec): every rounding, clamp and saturation
-below is one of ``round_shift`` / ``saturate`` / ``requantize`` there, and
-every constant (coefficients, shifts, clamps, ROM image) is read from a
-``model.fixed`` spec object, never re-derived.
+Every rounding, clamp and saturation below is a call to the function of
+:mod:`model.fixed` that the golden model runs: :class:`Ranged` gives Amaranth
+expressions the operators those functions use (``+ - * << >>`` and
+``.clip``), tracking the span of values each expression can take, so the
+spec's own code builds the logic and every register is sized to exactly the
+values it can hold (Amaranth's own width growth would size Horner's rule by
+its worst case per stage).
 
-Register widths come from a range analysis (:class:`Span`): each register is
-sized to the exact interval of values its expression can take for *every*
-input the block's port shape admits, so no intermediate can wrap and no
-bit is wasted on a value that cannot occur (Amaranth's own width growth
-would size Horner's rule by its worst case per stage and let the
-accumulator grow ~10 bits per stage).  Products are formed at their full
-Amaranth width from these registers, so every product is exact.
+Each block is described by a *plan* -- a plain object computed from the spec
+alone, listing every register, memory and multiplier -- that the component
+elaborates from and that reports the block's :class:`hw.cost.Cost`, so the
+estimate never builds hardware to learn a figure.
 
-All blocks are stream pipelines built with :class:`hw.streamutil.Pipeline`
-(one clock per stage, one result per clock, global stall on ``o.ready``).
+Odd polynomials run either *pipelined* (one result per clock: two stages per
+Horner step, products split into multiplier-block limbs whose partial
+products are registered before they are summed) or *serial* (one multiplier
+block computes every limb product of every step in turn: one result every
+``ii`` clocks, for parts with few multipliers such as the iCE40UP5K).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
-from amaranth.hdl import Module, Mux, Shape, Value, signed, unsigned
+from amaranth.hdl import Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from model.fixed import (
-    Fmt, OddPoly, SigmaRomSpec, SigmoidSpec, round_shift as _round_shift_int,
-    sigma_rom_contents,
+    Fmt, OddPoly, PolyStep, ReparamSpec, SigmaRomSpec, SigmoidSpec, Span, odd_poly_spans,
+    odd_poly_steps, sigma_rom_contents, sigma_rom_index,
 )
 
+from .cost import Cost, MemoryUse, counter, counter_bits
+from .mult import MULT_WIDTHS, ProductPlan, product_plan
 from .streamutil import Pipeline
 
 __all__ = [
-    "Span", "fmt_shape", "round_shift", "clamp", "odd_poly_stages", "odd_poly_latency",
-    "OddPolyUnit", "TaylorSigmoid", "SigmaRom", "reparam_layout", "Reparam",
+    "Ranged", "span_shape", "fmt_shape", "staged", "partial_products", "sum_products",
+    "SerialRow", "PolyPlan", "poly_plan", "OddPolyUnit", "sigmoid_plan", "TaylorSigmoid",
+    "sigma_rom_cost", "SigmaRom", "reparam_layout", "reparam_product", "Reparam",
 ]
 
-
-# --------------------------------------------------------------------------
-# Range analysis and the primitive operations as Amaranth expressions
+DEFAULT_MULT_WIDTH = MULT_WIDTHS["ecp5"]
 
 
-@dataclass(frozen=True)
-class Span:
-    """The closed integer interval ``[lo, hi]`` a signal can take."""
-
-    lo: int
-    hi: int
-
-    def __post_init__(self):
-        if self.lo > self.hi:
-            raise ValueError(f"empty span [{self.lo}, {self.hi}]")
-
-    @classmethod
-    def of_shape(cls, shape) -> "Span":
-        shape = Shape.cast(shape)
-        if shape.signed:
-            return cls(-(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1)
-        return cls(0, (1 << shape.width) - 1)
-
-    @classmethod
-    def of_fmt(cls, fmt: Fmt) -> "Span":
-        return cls(fmt.min_int, fmt.max_int)
-
-    def shape(self) -> Shape:
-        """Narrowest shape holding the span: unsigned when it cannot go negative."""
-        if self.lo >= 0:
-            return unsigned(max(self.hi.bit_length(), 1))
-        width = 1
-        while not (-(1 << (width - 1)) <= self.lo and self.hi <= (1 << (width - 1)) - 1):
-            width += 1
-        return signed(width)
-
-    def square(self) -> "Span":  # tighter than self * self: a square is never negative
-        lo = 0 if self.lo <= 0 <= self.hi else min(self.lo ** 2, self.hi ** 2)
-        return Span(lo, max(self.lo ** 2, self.hi ** 2))
-
-    def __mul__(self, other: "Span") -> "Span":
-        corners = [a * b for a in (self.lo, self.hi) for b in (other.lo, other.hi)]
-        return Span(min(corners), max(corners))
-
-    def __add__(self, other) -> "Span":
-        if isinstance(other, int):
-            return Span(self.lo + other, self.hi + other)
-        return Span(self.lo + other.lo, self.hi + other.hi)
-
-    def round_shift(self, shift: int) -> "Span":  # monotone, so the ends map to the ends
-        return Span(_round_shift_int(self.lo, shift), _round_shift_int(self.hi, shift))
-
-    def clamp(self, lo: int, hi: int) -> "Span":
-        return Span(min(max(self.lo, lo), hi), max(min(self.hi, hi), lo))
+def span_shape(span: Span) -> Shape:
+    """The narrowest shape holding ``span``: unsigned when it cannot go negative."""
+    return signed(span.width) if span.signed else unsigned(span.width)
 
 
 def fmt_shape(fmt: Fmt) -> Shape:
@@ -100,237 +59,505 @@ def fmt_shape(fmt: Fmt) -> Shape:
     return signed(fmt.width)
 
 
-def round_shift(x, shift: int) -> Value:
-    """``model.fixed.round_shift`` as an expression: add ``1 << (shift-1)``, arithmetic shift.
+def _fit(value: Value, span: Span) -> Value:
+    """``value`` cut to the width its span needs (exact: the span bounds every value)."""
+    width = span.width
+    if value.shape().width > width:
+        value = value[:width]
+        return value.as_signed() if span.signed else value
+    return value
 
-    ``>>`` on a signed value is arithmetic in Amaranth (floor), on an unsigned
-    one logical (also floor); the add grows the width, so it cannot wrap.
-    ``shift <= 0`` shifts left exactly.
+
+class Ranged:
+    """An Amaranth expression together with the :class:`Span` of values it takes.
+
+    Implements exactly the operators :mod:`model.fixed` writes its rules
+    with; each result is cut to the width its span needs, and ``clip`` emits
+    a comparator only for a bound the span can cross.
     """
-    x = Value.cast(x)
-    if shift <= 0:
-        return x << -shift
-    return (x + (1 << (shift - 1))) >> shift
+
+    def __init__(self, value, span: Span):
+        self.span = span
+        self.value = _fit(Value.cast(value), span)
+
+    @property
+    def shape(self) -> Shape:
+        return span_shape(self.span)
+
+    def __add__(self, other):
+        if isinstance(other, int):
+            return Ranged(self.value + other, self.span + other)
+        return Ranged(self.value + other.value, self.span + other.span)
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        if isinstance(other, int):
+            return self + (-other)
+        return Ranged(self.value - other.value, self.span - other.span)
+
+    def __mul__(self, other):
+        if isinstance(other, int):
+            return Ranged(self.value * other, self.span * Span.point(other))
+        span = self.span.square() if other is self else self.span * other.span
+        return Ranged(self.value * other.value, span)
+
+    def __lshift__(self, shift: int):
+        return Ranged(self.value << shift, self.span << shift)
+
+    def __rshift__(self, shift: int):
+        return Ranged(self.value >> shift, self.span >> shift)
+
+    def clip(self, lo: int, hi: int) -> "Ranged":
+        value = self.value
+        if self.span.hi > hi:
+            value = Mux(value > hi, hi, value)
+        if self.span.lo < lo:
+            value = Mux(value < lo, lo, value)
+        return Ranged(value, self.span.clip(lo, hi))
+
+    def within(self, span: Span) -> "Ranged":
+        """The same value with a tighter span known from elsewhere (e.g. the exact
+        span of a product summed from partial products)."""
+        if span not in self.span:
+            raise ValueError(f"{span} is not inside {self.span}")
+        return Ranged(self.value, span)
 
 
-def clamp(x, span: Span, lo: int, hi: int) -> tuple[Value, Span]:
-    """``clip(x, lo, hi)``; emits a comparator only for a bound ``span`` can cross."""
-    x = Value.cast(x)
-    if span.hi > hi:
-        x = Mux(x > hi, hi, x)
-    if span.lo < lo:
-        x = Mux(x < lo, lo, x)
-    return x, span.clamp(lo, hi)
+def _shape_span(shape: Shape) -> Span:
+    if shape.signed:
+        return Span(-(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1)
+    return Span(0, (1 << shape.width) - 1)
+
+
+def staged(pipe: Pipeline, value: Ranged, name: str) -> Ranged:
+    """``value`` registered in ``pipe``'s current stage."""
+    return Ranged(pipe.reg(value.value, value.shape, name=name), value.span)
 
 
 # --------------------------------------------------------------------------
-# Odd polynomial (Horner on u = x*x)
+# Products split into multiplier blocks
 
 
-def odd_poly_latency(poly: OddPoly) -> int:
-    """Stages of :func:`odd_poly_stages`: u, one per Horner step, the final product."""
-    n = len(poly.coeffs_int)
-    return 1 if n == 1 else n + 1
+def partial_products(plan: ProductPlan, a: Ranged, b: Ranged | int) -> list[Ranged]:
+    """One expression per limb pair of ``plan`` (``b`` an int: the plan's constant).
 
-
-def odd_poly_stages(pipe: Pipeline, x, x_span: Span, poly: OddPoly, *,
-                    out_span: Span | None = None, name: str = "poly") -> tuple[Value, Span]:
-    """Append ``model.fixed.odd_poly`` to ``pipe``, one step per stage.
-
-    ``x`` is the (combinational) input value entering the first new stage and
-    ``x_span`` every value it can take.  Stage 1: ``u = round_shift(x*x,
-    2*v_frac - coef_frac)``; stage 1+k: Horner step k, ``acc = c +
-    round_shift(u*acc, coef_frac)`` (the first step multiplies by the constant
-    top coefficient); last stage: ``round_shift(x*acc, v_frac + coef_frac -
-    out_frac)``, clamped to ``out_span`` if given (that is ``saturate``).
-    ``x`` and ``u`` travel down the pipeline beside ``acc``.  Returns the last
-    stage's register and its span.
+    A limb pair whose constant limb is a power of two is a shift, not a multiplier.
     """
-    coeffs = poly.coeffs_int
-    cf = poly.coef_frac
-    acc, acc_span = coeffs[-1], Span(coeffs[-1], coeffs[-1])
-    if len(coeffs) > 1:
-        pipe.stage()
-        u_expr, u_span = round_shift(x * x, 2 * poly.v_frac - cf), x_span.square().round_shift(
-            2 * poly.v_frac - cf)
-        u = pipe.reg(u_expr, u_span.shape(), name=f"{name}_u")
-        x = pipe.reg(x, x_span.shape(), name=f"{name}_x")
-        for step, coeff in enumerate(reversed(coeffs[:-1])):
-            pipe.stage()
-            acc_span = (u_span * acc_span).round_shift(cf) + coeff
-            acc = pipe.reg(coeff + round_shift(u * acc, cf), acc_span.shape(),
-                           name=f"{name}_acc{step}")
-            u = pipe.reg(u, u_span.shape(), name=f"{name}_u")
-            x = pipe.reg(x, x_span.shape(), name=f"{name}_x")
-    pipe.stage()
-    shift = poly.v_frac + cf - poly.out_frac
-    y, y_span = round_shift(x * acc, shift), (x_span * acc_span).round_shift(shift)
-    if out_span is not None:
-        y, y_span = clamp(y, y_span, out_span.lo, out_span.hi)
-    return pipe.reg(y, y_span.shape(), name=f"{name}_y"), y_span
+    out = []
+    for (i, j), span in zip(plan.pairs, plan.pp_spans):
+        la, lb = plan.a_limbs[i], plan.b_limbs[j]
+        limb_a = a.value[la.lo: la.lo + la.width]
+        if la.signed:
+            limb_a = limb_a.as_signed()
+        if isinstance(b, int):
+            value = b >> lb.lo if lb.signed else (b >> lb.lo) & ((1 << lb.width) - 1)
+            if plan.needs_multiplier((i, j)):
+                product = limb_a * value
+            else:
+                product = limb_a << (abs(value).bit_length() - 1)
+                product = -product if value < 0 else product
+        else:
+            limb_b = b.value[lb.lo: lb.lo + lb.width]
+            product = limb_a * (limb_b.as_signed() if lb.signed else limb_b)
+        out.append(Ranged(product, span))
+    return out
+
+
+def sum_products(plan: ProductPlan, products: list[Ranged]) -> Ranged:
+    """``a * b`` from the partial products: ``sum pp << shift``, with the product's exact span."""
+    total = None
+    for pair, pp in zip(plan.pairs, products):
+        term = pp << plan.shift(pair)
+        total = term if total is None else total + term
+    return total.within(plan.span)
+
+
+# --------------------------------------------------------------------------
+# Odd polynomial units
+
+
+@dataclass(frozen=True)
+class SerialRow:
+    """One clock of the serial unit's program.
+
+    ``issue``: the multiplier multiplies limb pair ``pair`` of step ``step``;
+    one clock later the sum register takes the product afresh (``first``) or
+    adds it to itself shifted by ``delta`` limbs (``sum_span``: its span
+    then).  ``wait``: the last product is being added.  ``write``: the step's
+    result goes to its register (the last step's to ``o``).
+    """
+
+    kind: str
+    step: int
+    pair: tuple[int, int] | None = None
+    first: bool = False
+    delta: int = 0
+    sum_span: Span | None = None
+
+
+def _serial_rows(products) -> tuple[SerialRow, ...]:
+    rows = []
+    for k, plan in enumerate(products):
+        total = None
+        prev_diag = None
+        # highest limb diagonal first: the sum shifts up one limb per diagonal
+        for pair in sorted(plan.pairs, key=lambda p: -(p[0] + p[1])):
+            pp = plan.pp_spans[plan.pairs.index(pair)]
+            diag = pair[0] + pair[1]
+            delta = 0 if prev_diag is None else prev_diag - diag
+            total = pp if total is None else (total << ((plan.mult_width - 1) * delta)) + pp
+            rows.append(SerialRow("issue", k, pair, first=prev_diag is None, delta=delta,
+                                  sum_span=total))
+            prev_diag = diag
+        if prev_diag != 0:
+            raise ValueError("a serial product must end on limb diagonal 0")
+        rows += [SerialRow("wait", k), SerialRow("write", k)]
+    return tuple(rows)
+
+
+def _union(spans) -> Span:
+    spans = list(spans)
+    return Span(min(s.lo for s in spans), max(s.hi for s in spans))
+
+
+@dataclass(frozen=True)
+class PolyPlan:
+    """How a unit runs the program :func:`model.fixed.odd_poly_steps`, and what it costs.
+
+    ``x_span`` bounds the polynomial's input (after the unit's ``pre``
+    function, if ``has_pre``), ``out_span`` its output (after ``post``);
+    ``spans[k]`` are the register spans step ``k`` reads and ``products[k]``
+    step ``k``'s :class:`hw.mult.ProductPlan`.
+
+    Pipelined: an optional input stage (``pre``), then per step a product
+    stage (the limb products, registered) and a finish stage (their sum
+    plus the step's rounding addend, shifted: ``PolyStep.finish``).  In the
+    pipelined unit ``acc`` is a constant until the first Horner step writes
+    it.  Serial: registers ``x``, ``u``, ``acc``, one multiplier, a product
+    register, a sum register and the program ``rows``.
+    """
+
+    poly: OddPoly
+    offset: int
+    x_span: Span
+    out_span: Span
+    serial: bool
+    mult_width: int
+    has_pre: bool
+    steps: tuple[PolyStep, ...]
+    spans: tuple[dict, ...]
+    products: tuple[ProductPlan, ...]
+    rows: tuple[SerialRow, ...]
+
+    def constant_acc(self, k: int) -> bool:
+        """Step ``k`` reads ``acc`` while it is still the top coefficient (pipelined only)."""
+        return not self.serial and all(step.dest != "acc" for step in self.steps[:k])
+
+    def carried(self, k: int) -> list[str]:
+        """Registers the two stages of step ``k`` carry for later steps."""
+        names = []
+        for j in range(k + 1, len(self.steps)):
+            for name in (self.steps[j].a, self.steps[j].b):
+                written = any(self.steps[m].dest == name for m in range(k, j))
+                constant = name == "acc" and self.constant_acc(j)
+                if not (written or constant or name in names):
+                    names.append(name)
+        return names
+
+    def register_span(self, name: str) -> Span:
+        """Serial unit: the span of register ``name`` over the whole program."""
+        return _union(s[name] for s in self.spans if name in s)
+
+    @property
+    def serial_registers(self) -> list[str]:
+        return [n for n in ("x", "u", "acc") if any(n in (s.a, s.b) for s in self.steps)]
+
+    @property
+    def pp_span(self) -> Span:
+        return _union(s for p in self.products for s in p.pp_spans)
+
+    @property
+    def sum_span(self) -> Span:
+        return _union(row.sum_span for row in self.rows if row.kind == "issue")
+
+    @property
+    def uses_delta(self) -> bool:
+        return any(row.delta for row in self.rows)
+
+    @property
+    def latency(self) -> int:
+        """Clocks from an input's transfer to its result being valid on ``o``."""
+        if self.serial:
+            return len(self.rows) + 1
+        return int(self.has_pre) + 2 * len(self.steps)
+
+    @property
+    def ii(self) -> int:
+        """Clocks between accepted inputs at full rate (``o`` always ready)."""
+        return len(self.rows) + 1 if self.serial else 1
+
+    def cost(self) -> Cost:
+        if self.serial:
+            regs = sum(self.register_span(n).width for n in self.serial_registers)
+            control = 2 + counter_bits(len(self.rows)) + 2 + int(self.uses_delta)  # busy, o.valid,
+            # row counter, (sum enable, first, delta) one clock behind the issue row
+            return Cost(multipliers=[f"{self.mult_width}x{self.mult_width}"],
+                        registers=regs + self.pp_span.width + self.sum_span.width
+                        + self.out_span.width + control)
+        bits = self.x_span.width if self.has_pre else 0
+        for k, step in enumerate(self.steps):
+            carried = sum(self.spans[k + 1][n].width for n in self.carried(k))
+            dest = self.out_span if step.dest == "y" else self.spans[k + 1][step.dest]
+            bits += sum(s.width for s in self.products[k].pp_spans) + dest.width + 2 * carried
+        return Cost(multipliers=[w for p in self.products for w in p.operand_widths],
+                    registers=bits + self.latency)  # + one valid bit per stage
+
+
+def poly_plan(poly: OddPoly, x_span: Span, post: Callable = lambda y: y, *, offset: int = 0,
+              serial: bool = False, mult_width: int = DEFAULT_MULT_WIDTH,
+              has_pre: bool = False) -> PolyPlan:
+    """The plan of a unit computing ``post(odd_poly(x, poly, offset))`` for ``x`` over ``x_span``.
+
+    ``post`` is a :mod:`model.fixed` rule (e.g. a saturation); it is applied to
+    the result's span here and to the result's expression in the unit.
+    """
+    steps = odd_poly_steps(poly, offset)
+    spans = tuple(odd_poly_spans(poly, x_span, offset))
+    serial_acc = serial
+
+    def operand(k: int, name: str):
+        if name == "acc" and not serial_acc and all(s.dest != "acc" for s in steps[:k]):
+            return poly.coeffs_int[-1]          # a constant in the pipelined unit
+        return spans[k][name]
+
+    products = tuple(product_plan(spans[k][step.a], operand(k, step.b), mult_width,
+                                  square=step.a == step.b) for k, step in enumerate(steps))
+    rows = _serial_rows(products) if serial else ()
+    return PolyPlan(poly, offset, x_span, post(spans[-1]["y"]), serial, mult_width, has_pre,
+                    steps, spans, products, rows)
 
 
 class OddPolyUnit(wiring.Component):
-    """``o = saturate(model.fixed.odd_poly(i, poly), out_shape)``, fully pipelined.
+    """``o = post(odd_poly(pre(i), poly, offset))`` as planned by :func:`poly_plan`.
 
-    One result per clock; ``latency`` = 2 + number of Horner steps
-    (``len(poly.coeffs_int) + 1``).  Pipeline stage k does exactly step k of
-    ``odd_poly``, so the golden model and the hardware share every rounding.
-
-    Parameters
-    ----------
-    poly : model.fixed.OddPoly
-    in_shape : ShapeLike
-        Input payload shape; every value of it is handled exactly.
-    out_shape : ShapeLike or None
-        Output payload shape; results outside it saturate.  ``None``: the
-        narrowest shape holding every result (no saturation).
+    Pipelined (one result per clock, ``plan.latency`` stages, global stall
+    on ``o.ready``) or serial (one multiplier; takes an input when idle and
+    offers the result ``plan.latency`` clocks later; ``plan.ii`` clocks per
+    result).  ``pre`` and ``post`` are :mod:`model.fixed` rules, applied to
+    :class:`Ranged` expressions.  ``in_span`` (default: every value of
+    ``in_shape``) is what the producer guarantees the input takes.
 
     Ports: ``i`` = ``In(stream.Signature(in_shape))``, ``o`` =
     ``Out(stream.Signature(out_shape))``.
     """
 
-    def __init__(self, poly: OddPoly, in_shape, out_shape=None):
-        self.poly = poly
-        self.in_shape = Shape.cast(in_shape)
-        in_span = Span.of_shape(self.in_shape)
-        if out_shape is None:
-            full = _odd_poly_span(poly, in_span)
-            out_shape = full.shape()
-        self.out_shape = Shape.cast(out_shape)
-        super().__init__({
-            "i": In(stream.Signature(self.in_shape)),
-            "o": Out(stream.Signature(self.out_shape)),
-        })
+    def __init__(self, plan: PolyPlan, in_shape, out_shape, *, pre: Callable | None = None,
+                 post: Callable = lambda y: y, in_span: Span | None = None):
+        in_span = _shape_span(Shape.cast(in_shape)) if in_span is None else in_span
+        if (pre is not None) != plan.has_pre:
+            raise ValueError("give pre exactly when the plan has an input stage")
+        if (pre(in_span) if pre else in_span) not in plan.x_span:
+            raise ValueError(f"inputs over {in_span} exceed the plan's {plan.x_span}")
+        if plan.out_span not in _shape_span(Shape.cast(out_shape)):
+            raise ValueError(f"results over {plan.out_span} do not fit {Shape.cast(out_shape)}")
+        self.plan, self.pre, self.post = plan, pre, post
+        self.in_span = in_span
+        super().__init__({"i": In(stream.Signature(in_shape)),
+                          "o": Out(stream.Signature(out_shape))})
 
     @property
     def latency(self) -> int:
-        return odd_poly_latency(self.poly)
+        return self.plan.latency
 
     def elaborate(self, platform):
         m = Module()
-        pipe = Pipeline(m, self.i.valid, name="poly")
-        y, _ = odd_poly_stages(pipe, self.i.payload, Span.of_shape(self.in_shape), self.poly,
-                               out_span=Span.of_shape(self.out_shape))
-        pipe.finish(self.o)
-        assert pipe.latency == self.latency
-        m.d.comb += [self.i.ready.eq(pipe.advance), self.o.payload.eq(y)]
+        x = Ranged(self.i.payload, self.in_span)
+        if self.plan.serial:
+            self._serial(m, x)
+        else:
+            self._pipelined(m, x)
         return m
 
+    def _pipelined(self, m, x: Ranged):
+        plan = self.plan
+        pipe = Pipeline(m, self.i.valid, name="poly")
+        if self.pre is not None:
+            pipe.stage()
+            x = staged(pipe, self.pre(x), "x")
+        env = {"x": x}
+        for k, step in enumerate(plan.steps):
+            product = plan.products[k]
+            b = plan.poly.coeffs_int[-1] if step.b == "acc" and plan.constant_acc(k) \
+                else env[step.b]
+            pps = partial_products(product, env[step.a], b)
+            carried = plan.carried(k)
+            pipe.stage()
+            pps = [staged(pipe, pp, f"pp{k}_{n}") for n, pp in enumerate(pps)]
+            env.update({n: staged(pipe, env[n], n) for n in carried})
+            pipe.stage()
+            value = step.finish(sum_products(product, pps))
+            if step.dest == "y":
+                value = self.post(value)
+            result = staged(pipe, value, step.dest)
+            env.update({n: staged(pipe, env[n], n) for n in carried})
+            env[step.dest] = result
+        pipe.finish(self.o)
+        assert pipe.latency == plan.latency
+        m.d.comb += [self.i.ready.eq(pipe.advance), self.o.payload.eq(env["y"].value)]
 
-def _odd_poly_span(poly: OddPoly, x_span: Span) -> Span:
-    """The span of odd_poly's result over ``x_span`` as the pipeline bounds it."""
-    cf = poly.coef_frac
-    acc_span = Span(poly.coeffs_int[-1], poly.coeffs_int[-1])
-    u_span = x_span.square().round_shift(2 * poly.v_frac - cf)
-    for coeff in reversed(poly.coeffs_int[:-1]):
-        acc_span = (u_span * acc_span).round_shift(cf) + coeff
-    return (x_span * acc_span).round_shift(poly.v_frac + cf - poly.out_frac)
+    def _serial(self, m, x_in: Ranged):
+        plan, width = self.plan, self.plan.mult_width
+        limb = width - 1
+        regs = {n: Ranged(Signal(span_shape(plan.register_span(n)), name=n),
+                          plan.register_span(n)) for n in plan.serial_registers}
+        busy = Signal()
+        row = counter(len(plan.rows))
+        a_dsp, b_dsp = Signal(signed(width)), Signal(signed(width))
+        dsp_out = Signal(span_shape(plan.pp_span))  # the one multiplier block
+        m.d.comb += dsp_out.eq(Ranged(a_dsp * b_dsp, plan.pp_span).value)
+        pp = Signal(span_shape(plan.pp_span))
+        total = Signal(span_shape(plan.sum_span))
+        sum_en, sum_first, sum_delta = Signal(), Signal(), Signal()
+        out = Signal(span_shape(plan.out_span))
+        out_valid = Signal()
+
+        accept = self.i.valid & ~busy
+        m.d.comb += self.i.ready.eq(~busy)
+        with m.If(accept):
+            x = self.pre(x_in) if self.pre is not None else x_in
+            m.d.sync += [busy.eq(1), row.eq(0), regs["x"].value.eq(x.value)]
+            if "acc" in regs:
+                m.d.sync += regs["acc"].value.eq(plan.poly.coeffs_int[-1])
+
+        # one clock behind an issue row: the sum register takes the product
+        # (exact modulo 2**len(total), and the true sum fits: truncation loses nothing)
+        with m.If(sum_en):
+            kept = Mux(sum_delta, total << limb, total) if plan.uses_delta else total
+            m.d.sync += total.eq(Mux(sum_first, 0, kept) + pp)
+
+        m.d.comb += [self.o.valid.eq(out_valid), self.o.payload.eq(out)]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += out_valid.eq(0)
+        m.d.sync += sum_en.eq(0)
+        out_free = ~out_valid | self.o.ready
+        with m.If(busy):
+            m.d.sync += row.eq(row + 1)
+            with m.Switch(row):
+                for r, step_row in enumerate(plan.rows):
+                    with m.Case(r):
+                        self._serial_row(m, step_row, regs, a_dsp, b_dsp, dsp_out, pp, total,
+                                         (sum_en, sum_first, sum_delta), out, out_valid,
+                                         out_free, busy, row)
+
+    def _serial_row(self, m, row_plan: SerialRow, regs, a_dsp, b_dsp, dsp_out, pp, total, sum_ctl,
+                    out, out_valid, out_free, busy, row):
+        plan = self.plan
+        step = plan.steps[row_plan.step]
+        product = plan.products[row_plan.step]
+        if row_plan.kind == "issue":
+            i, j = row_plan.pair
+            for port, name, limb in ((a_dsp, step.a, product.a_limbs[i]),
+                                     (b_dsp, step.b, product.b_limbs[j])):
+                bits = regs[name].value[limb.lo: limb.lo + limb.width]
+                m.d.comb += port.eq(bits.as_signed() if limb.signed else bits)
+            sum_en, sum_first, sum_delta = sum_ctl
+            m.d.sync += [pp.eq(dsp_out), sum_en.eq(1),
+                         sum_first.eq(row_plan.first), sum_delta.eq(row_plan.delta)]
+        elif row_plan.kind == "write":
+            value = step.finish(Ranged(total, plan.sum_span).within(product.span))
+            if step.dest != "y":
+                m.d.sync += regs[step.dest].value.eq(value.value)
+            else:
+                value = self.post(value)
+                with m.If(out_free):
+                    m.d.sync += [out.eq(value.value), out_valid.eq(1), busy.eq(0), row.eq(0)]
+                with m.Else():
+                    m.d.sync += row.eq(row)  # hold the write until o is free
 
 
-# --------------------------------------------------------------------------
-# Output sigmoid
+def sigmoid_plan(spec: SigmoidSpec, *, serial: bool = False,
+                 mult_width: int = DEFAULT_MULT_WIDTH) -> PolyPlan:
+    """:func:`poly_plan` of the sigmoid unit: clamp stage, the quintic with 1/2 as
+    its offset, saturation to ``[0, 1]``."""
+    return poly_plan(spec.poly, spec.clamp_input(Span.of_fmt(spec.in_fmt)), spec.saturate_output,
+                     offset=spec.half_int, serial=serial, mult_width=mult_width, has_pre=True)
 
 
-class TaylorSigmoid(wiring.Component):
+class TaylorSigmoid(OddPolyUnit):
     """``o = model.fixed.sigmoid(i, spec)`` for either kind ('taylor5', 'minimax5').
 
-    Stage 1 clamps the input to ``[-clamp_int, clamp_int]`` (so Horner only
-    ever sees the interval the polynomial was scaled for, and the
-    registers are sized for it); then :func:`odd_poly_stages`; the last stage
-    adds ``half_int`` and saturates to ``[0, one_int]``.  The adds are kept
-    out of the multiplier stages to keep each stage one multiply deep.
+    The input is clamped to ``[-clamp_int, clamp_int]`` (so Horner only ever
+    sees the interval the polynomial was scaled for, and the registers are
+    sized for it), the odd quintic runs with ``half_int`` as its offset, and
+    the result saturates to ``[0, one_int]``.  ``serial`` trades throughput
+    for multipliers (see :class:`OddPolyUnit`).
 
     Ports: ``i`` = ``In(stream.Signature(signed(in_fmt.width)))`` (logit),
     ``o`` = ``Out(stream.Signature(signed(out_fmt.width)))`` (probability in
-    ``out_fmt``).  ``latency`` = poly latency + 2 (6 for the quintics).
+    ``out_fmt``).
     """
 
-    def __init__(self, spec: SigmoidSpec):
+    def __init__(self, spec: SigmoidSpec, *, serial: bool = False,
+                 mult_width: int = DEFAULT_MULT_WIDTH):
         if spec.one_int > spec.out_fmt.max_int:
             raise ValueError(f"sigmoid output {spec.out_fmt} cannot hold {spec.one_int}")
         self.spec = spec
-        super().__init__({
-            "i": In(stream.Signature(fmt_shape(spec.in_fmt))),
-            "o": Out(stream.Signature(fmt_shape(spec.out_fmt))),
-        })
-
-    @property
-    def latency(self) -> int:
-        return odd_poly_latency(self.spec.poly) + 2
-
-    def elaborate(self, platform):
-        spec = self.spec
-        m = Module()
-        pipe = Pipeline(m, self.i.valid, name="sig")
-
-        pipe.stage()
-        xc, xc_span = clamp(self.i.payload, Span.of_fmt(spec.in_fmt), -spec.clamp_int, spec.clamp_int)
-        xc = pipe.reg(xc, xc_span.shape(), name="xc")
-
-        p, p_span = odd_poly_stages(pipe, xc, xc_span, spec.poly)
-
-        pipe.stage()
-        y, _ = clamp(p + spec.half_int, p_span + spec.half_int, 0, spec.one_int)
-        y = pipe.reg(y, fmt_shape(spec.out_fmt), name="y")
-
-        pipe.finish(self.o)
-        assert pipe.latency == self.latency
-        m.d.comb += [self.i.ready.eq(pipe.advance), self.o.payload.eq(y)]
-        return m
+        super().__init__(sigmoid_plan(spec, serial=serial, mult_width=mult_width),
+                         fmt_shape(spec.in_fmt), fmt_shape(spec.out_fmt),
+                         pre=spec.clamp_input, post=spec.saturate_output)
 
 
 # --------------------------------------------------------------------------
 # sigma = exp(logvar / 2) from a ROM
 
 
+def sigma_rom_cost(spec: SigmaRomSpec) -> Cost:
+    """One synchronous ROM (its read register is the pipeline stage) and one valid bit."""
+    return Cost(memories=[MemoryUse("sigma_rom", spec.depth, spec.sigma_fmt.width,
+                                    sync_read=True, writable=False)], registers=1)
+
+
 class SigmaRom(wiring.Component):
     """``o = sigma_rom_contents(spec)[sigma_rom_index(i, spec)]``: logvar in, sigma out.
 
-    The index (clamp to ``[lo_int, hi_int]``, ``round_shift`` to
-    ``index_frac`` bits, minus ``lo_index``) is combinational on the input
-    and addresses a synchronous read port of a :class:`Memory` whose ``init``
-    is the ROM image from :mod:`model.fixed` -- the one function the golden
-    model reads too, so the two tables cannot drift apart.  The read port's
-    enable is the pipeline's ``advance``, so a stalled output holds its data.
+    The index is :func:`model.fixed.sigma_rom_index` itself, applied to the
+    input expression (clamp, round, offset), and addresses a synchronous read
+    port of a :class:`Memory` whose ``init`` is the ROM image from
+    :mod:`model.fixed` -- the one function the golden model reads too.  The
+    read port's enable is the pipeline's ``advance``, so a stalled output
+    holds its data.
 
     Ports: ``i`` = ``In(stream.Signature(signed(logvar_fmt.width)))``, ``o`` =
     ``Out(stream.Signature(signed(sigma_fmt.width)))``.  ``latency`` = 1.
     """
 
+    latency = 1
+
     def __init__(self, spec: SigmaRomSpec):
         self.spec = spec
-        self.contents = [int(v) for v in sigma_rom_contents(spec)]
         super().__init__({
             "i": In(stream.Signature(fmt_shape(spec.logvar_fmt))),
             "o": Out(stream.Signature(fmt_shape(spec.sigma_fmt))),
         })
 
-    @property
-    def latency(self) -> int:
-        return 1
-
-    @property
-    def depth(self) -> int:
-        return self.spec.depth
+    @staticmethod
+    def cost(spec: SigmaRomSpec) -> Cost:
+        return sigma_rom_cost(spec)
 
     def elaborate(self, platform):
         spec = self.spec
         m = Module()
         m.submodules.rom = rom = Memory(shape=fmt_shape(spec.sigma_fmt), depth=spec.depth,
-                                        init=self.contents)
+                                        init=[int(v) for v in sigma_rom_contents(spec)])
         rd = rom.read_port(domain="sync")
-
+        index = sigma_rom_index(Ranged(self.i.payload, Span.of_fmt(spec.logvar_fmt)), spec)
+        assert index.span == Span(0, spec.depth - 1), index.span
         pipe = Pipeline(m, self.i.valid, name="rom")
-        clamped, span = clamp(self.i.payload, Span.of_fmt(spec.logvar_fmt), spec.lo_int, spec.hi_int)
-        shift = spec.logvar_fmt.frac - spec.index_frac
-        index = round_shift(clamped, shift) - spec.lo_index
-        index_span = span.round_shift(shift) + (-spec.lo_index)
-        assert index_span == Span(0, spec.depth - 1), index_span
         pipe.stage()  # the read port's data register is this stage's register
         pipe.finish(self.o)
         m.d.comb += [
-            rd.addr.eq(index),
+            rd.addr.eq(index.value),
             rd.en.eq(pipe.advance),
             self.i.ready.eq(pipe.advance),
             self.o.payload.eq(rd.data),
@@ -342,63 +569,60 @@ class SigmaRom(wiring.Component):
 # Reparameterization
 
 
-def reparam_layout(mu_fmt: Fmt, sigma_fmt: Fmt, eps_fmt: Fmt) -> data.StructLayout:
+def reparam_layout(spec: ReparamSpec) -> data.StructLayout:
     """Input payload of :class:`Reparam`: ``{mu, sigma, eps}``, each ``signed(fmt.width)``."""
     return data.StructLayout({
-        "mu": fmt_shape(mu_fmt),
-        "sigma": fmt_shape(sigma_fmt),
-        "eps": fmt_shape(eps_fmt),
+        "mu": fmt_shape(spec.mu_fmt),
+        "sigma": fmt_shape(spec.sigma_fmt),
+        "eps": fmt_shape(spec.eps_fmt),
     })
 
 
-class Reparam(wiring.Component):
-    """``z = model.fixed.reparam(mu, sigma, eps)``: exact ``mu + sigma*eps``, one requantize.
+def reparam_product(spec: ReparamSpec, mult_width: int) -> ProductPlan:
+    return product_plan(Span.of_fmt(spec.sigma_fmt), Span.of_fmt(spec.eps_fmt), mult_width)
 
-    Stage 1 forms the exact product ``sigma*eps`` (fraction ``sigma.frac +
-    eps.frac``) and carries ``mu``; stage 2 aligns both to ``acc_frac =
-    max(prod_frac, mu.frac)``, adds, rounds half up to ``z.frac`` and
-    saturates to ``z_fmt``.  With ``eps = 0`` this is ``mu`` requantized: the
+
+class Reparam(wiring.Component):
+    """``z = model.fixed.reparam(mu, sigma, eps, spec)``: exact ``mu + sigma*eps``, one requantize.
+
+    Stage 1 registers the limb products of ``sigma*eps`` and carries ``mu``;
+    stage 2 is ``spec.finish`` (align, add, round half up, saturate to
+    ``z_fmt``).  With ``eps = 0`` this is ``mu`` requantized: the
     deterministic mode uses the same datapath.
 
-    Ports: ``i`` = ``In(stream.Signature(reparam_layout(mu, sigma, eps)))``,
-    ``o`` = ``Out(stream.Signature(signed(z_fmt.width)))``.  ``latency`` = 2.
+    Ports: ``i`` = ``In(stream.Signature(reparam_layout(spec)))``, ``o`` =
+    ``Out(stream.Signature(signed(z_fmt.width)))``.  ``latency`` = 2.
     """
 
-    def __init__(self, mu_fmt: Fmt, sigma_fmt: Fmt, eps_fmt: Fmt, z_fmt: Fmt):
-        self.mu_fmt, self.sigma_fmt, self.eps_fmt, self.z_fmt = mu_fmt, sigma_fmt, eps_fmt, z_fmt
-        self.i_layout = reparam_layout(mu_fmt, sigma_fmt, eps_fmt)
+    latency = 2
+
+    def __init__(self, spec: ReparamSpec, *, mult_width: int = DEFAULT_MULT_WIDTH):
+        self.spec = spec
+        self.product = reparam_product(spec, mult_width)
         super().__init__({
-            "i": In(stream.Signature(self.i_layout)),
-            "o": Out(stream.Signature(fmt_shape(z_fmt))),
+            "i": In(stream.Signature(reparam_layout(spec))),
+            "o": Out(stream.Signature(fmt_shape(spec.z_fmt))),
         })
 
-    @property
-    def latency(self) -> int:
-        return 2
+    @staticmethod
+    def cost(spec: ReparamSpec, mult_width: int) -> Cost:
+        product = reparam_product(spec, mult_width)
+        return Cost(multipliers=product.operand_widths,
+                    registers=sum(s.width for s in product.pp_spans) + spec.mu_fmt.width
+                    + spec.z_fmt.width + Reparam.latency)
 
     def elaborate(self, platform):
+        spec = self.spec
         m = Module()
         pipe = Pipeline(m, self.i.valid, name="rep")
         p = self.i.payload
-        mu_span, sigma_span, eps_span = map(Span.of_fmt, (self.mu_fmt, self.sigma_fmt, self.eps_fmt))
-
+        pps = partial_products(self.product, Ranged(p.sigma, Span.of_fmt(spec.sigma_fmt)),
+                               Ranged(p.eps, Span.of_fmt(spec.eps_fmt)))
         pipe.stage()
-        prod_span = sigma_span * eps_span
-        prod = pipe.reg(p.sigma * p.eps, prod_span.shape(), name="prod")
-        mu = pipe.reg(p.mu, mu_span.shape(), name="mu")
-
+        pps = [staged(pipe, pp, f"pp{n}") for n, pp in enumerate(pps)]
+        mu = staged(pipe, Ranged(p.mu, Span.of_fmt(spec.mu_fmt)), "mu")
         pipe.stage()
-        prod_frac = self.sigma_fmt.frac + self.eps_fmt.frac
-        acc_frac = max(prod_frac, self.mu_fmt.frac)
-        a_mu, a_prod = acc_frac - self.mu_fmt.frac, acc_frac - prod_frac
-        acc = (mu << a_mu) + (prod << a_prod)
-        acc_span = Span(mu_span.lo << a_mu, mu_span.hi << a_mu) + Span(prod_span.lo << a_prod,
-                                                                        prod_span.hi << a_prod)
-        shift = acc_frac - self.z_fmt.frac
-        z, _ = clamp(round_shift(acc, shift), acc_span.round_shift(shift),
-                     self.z_fmt.min_int, self.z_fmt.max_int)
-        z = pipe.reg(z, fmt_shape(self.z_fmt), name="z")
-
+        z = staged(pipe, spec.finish(mu, sum_products(self.product, pps)), "z")
         pipe.finish(self.o)
-        m.d.comb += [self.i.ready.eq(pipe.advance), self.o.payload.eq(z)]
+        m.d.comb += [self.i.ready.eq(pipe.advance), self.o.payload.eq(z.value)]
         return m

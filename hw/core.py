@@ -52,13 +52,14 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.artifact import Artifact
 from model.fixed import MODES
 
 from .arith import TaylorSigmoid
 from .dense import Dense
-from .estimate import estimate, normalize_lanes
+from .estimate import estimate
 from .latent import LatentUnit
+from .cost import counter
+from .plan import CorePlan
 
 __all__ = ["MODE_CODES", "VAECore", "cmd_layout", "out_layout"]
 
@@ -77,50 +78,33 @@ def out_layout(width: int) -> data.StructLayout:
 
 
 class VAECore(wiring.Component):
-    """The VAE core for ``artifact`` with ``lanes`` MAC lanes per layer.
+    """The VAE core built from a :class:`hw.plan.CorePlan`.
 
-    Parameters
-    ----------
-    artifact : :class:`model.artifact.Artifact`
-    lanes : int or sequence of int
-        One value for every layer, or one per layer (encoder then decoder
-        order, as ``artifact.layers``).
+    Build the plan first (``core_plan(artifact, lanes, ...)``): it checks the
+    knobs and says what the core will cost before any hardware exists.
     """
 
-    def __init__(self, artifact: Artifact, lanes):
-        self._MustUse__silence = True      # a rejected construction is not "unused"
-        self._validate(artifact, lanes)
-        self._MustUse__silence = False
+    def __init__(self, plan: CorePlan):
+        if not isinstance(plan, CorePlan):
+            raise TypeError(f"VAECore takes a hw.plan.CorePlan (see core_plan), not {plan!r}")
+        if len(MODES) != 4:
+            raise ValueError(f"the cmd payload holds 2 bits, MODES has {len(MODES)} entries")
+        self.plan = plan
+        self.artifact = plan.artifact
+        self.out_width = plan.out_width
         super().__init__({
             "cmd": In(stream.Signature(cmd_layout())),
-            "i": In(stream.Signature(signed(artifact.input_fmt.width))),
+            "i": In(stream.Signature(signed(self.artifact.input_fmt.width))),
             "o": Out(stream.Signature(out_layout(self.out_width))),
         })
 
-    def _validate(self, artifact, lanes):
-        if not isinstance(artifact, Artifact):
-            raise TypeError(f"artifact must be a model.artifact.Artifact, not {artifact!r}")
-        if len(MODES) != 4:
-            raise ValueError(f"the cmd payload holds 2 bits, MODES has {len(MODES)} entries")
-        self.artifact = artifact
-        self.lanes = normalize_lanes(artifact, lanes)
-        self.out_width = max(artifact.sigmoid.out_fmt.width, artifact.mu_fmt.width)
-        self._units = None
-
-    def units(self):
-        """Build (once) and return ``(encoder, latent, decoder, sigmoid)`` components."""
-        if self._units is None:
-            art = self.artifact
-            dense = [Dense(spec, art.weights[spec.name], art.biases[spec.name], lanes)
-                     for spec, lanes in zip(art.layers, self.lanes)]
-            n_enc = len(art.encoder)
-            self._units = (dense[:n_enc], LatentUnit(art), dense[n_enc:],
-                           TaylorSigmoid(art.sigmoid))
-        return self._units
+    @property
+    def lanes(self) -> list[int]:
+        return self.plan.lanes
 
     def estimate(self):
         """The analytic model (:func:`hw.estimate.estimate`) for this configuration."""
-        return estimate(self.artifact, self.lanes)
+        return estimate(self.plan)
 
     @property
     def latency(self) -> dict[str, int]:
@@ -130,9 +114,15 @@ class VAECore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        art = self.artifact
+        art, plan = self.artifact, self.plan
         L = art.latent_dim
-        encoder, latent, decoder, sigmoid = self.units()
+        encoder = [Dense(p, art.weights[p.spec.name], art.biases[p.spec.name])
+                   for p in plan.encoder]
+        decoder = [Dense(p, art.weights[p.spec.name], art.biases[p.spec.name])
+                   for p in plan.decoder]
+        latent = LatentUnit(plan)
+        sigmoid = TaylorSigmoid(art.sigmoid, serial=plan.sigmoid.serial,
+                                mult_width=plan.mult_width)
         for k, unit in enumerate(encoder):
             m.submodules[f"enc{k}_{unit.spec.name}"] = unit
         for k, unit in enumerate(decoder):
@@ -158,10 +148,10 @@ class VAECore(wiring.Component):
             self.cmd.ready.eq(~busy),
             latent.sample.eq((mode == MODE_CODES["recon_sample"]) | is_generate),
         ]
-        in_left = Signal(range(art.input_dim + 1))
-        gen_left = Signal(range(2 * L + 1))
+        in_left = counter(art.input_dim + 1)
+        gen_left = counter(2 * L + 1)
         out_max = max(art.input_dim, 2 * L)
-        out_left = Signal(range(out_max + 1))
+        out_left = counter(out_max + 1)
         with m.If(self.cmd.valid & self.cmd.ready):
             cmd_mode = self.cmd.payload.mode
             takes_image = cmd_mode != MODE_CODES["generate"]

@@ -20,7 +20,7 @@ Dataflow, one vector
   bank**, a ``lanes``-word shift register that serializes them onto ``o``
   while the next pass accumulates.  Each word is requantized (round half
   up, saturate: exactly :func:`model.fixed.requantize`) and activated
-  (relu | linear) *once*, by the one requantizer at the bank's head, as it
+  (relu: the clip's lower bound) *once*, by the one requantizer at the bank's head, as it
   moves into ``bank[0]`` (the ``o`` payload register); ``bank[1:]`` hold
   ``acc_width``-bit sums.  One requantizer instead of ``lanes``, and none of
   its logic sees the accumulators, which change every clock, so it does
@@ -32,11 +32,14 @@ Dataflow, one vector
   MAC pipeline freezes until it drains.  The last pass emits only its
   ``n_out - (P-1)*lanes`` valid words (zero-padded rows never leave).
 
-Pipeline (why three stages)
----------------------------
+Pipeline (why four stages)
+--------------------------
 ``S0`` issue (address the weight ROM and the buffer) -> ``S1`` synchronous
-ROM / buffer read data (block-RAM friendly) -> ``S2`` registered product
-(maps onto a DSP's output register) -> ``S3`` accumulator.  One global
+ROM / buffer read data (block-RAM friendly) -> ``S2`` operand registers
+(block RAM's clock-to-out, 5.6 ns on the ECP5 without its output register,
+would otherwise sit in front of the multiplier) -> ``S3`` registered limb
+products (:mod:`hw.mult`: one multiplier block each, usually one per lane)
+-> ``S4`` accumulator.  One global
 advance signal ``adv`` freezes every stage (ROM read ports use it as
 enable), so stalls never lose or duplicate a word.  ``adv`` is a function
 of registers only, and ``o.valid``/``o.payload`` are registers: chained
@@ -46,10 +49,10 @@ the bottleneck.
 
 Timing (exact, no stalls on ``o``; :mod:`hw.estimate` uses it)
 -------------------------------------------------------------
-An element issued at cycle ``t`` is in the accumulator at ``t + 3``; the last
-element of a pass issued at ``t`` is captured into the bank at ``t + 3``
-(if the bank is free) and its words are on ``o`` at ``t+4 .. t+3+cnt``; the
-bank is free again at ``t + 4 + cnt``.  A capture that finds the bank busy
+An element issued at cycle ``t`` is in the accumulator at ``t + D``
+(``D = PIPELINE_DEPTH = 4``); the last element of a pass issued at ``t`` is
+captured into the bank at ``t + D`` (if the bank is free) and its words are
+on ``o`` at ``t+D+1 .. t+D+cnt``; the bank is free again at ``t + D+1 + cnt``.  A capture that finds the bank busy
 freezes the pipeline until then.
 
 Weights
@@ -71,7 +74,7 @@ whose input changes is re-evaluated (bit-serially, for arithmetic) and
 every clocked process wakes on every clock edge.  The MAC lanes are the
 only logic that changes every clock, so they are kept minimal: the
 product, accumulator and bank registers have no reset (their contents are
-never used before they are loaded: ``v2``/``first2``/``capture`` gate
+never used before they are loaded: ``v3``/``first3``/``capture`` gate
 them) and are written unconditionally with a ``Mux`` hold, which becomes one
 continuous ``?:`` and one ``always @(posedge clk) q <= d`` in the Verilog
 instead of an ``always @*`` process per register; the accumulator sum is
@@ -81,7 +84,7 @@ needs no sign extension.  None of this changes a bit or a cycle.
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
 import numpy as np
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
@@ -90,15 +93,20 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from model.artifact import DenseSpec
-from model.fixed import Fmt
+from model.fixed import Span, requantize
 
-__all__ = ["Dense", "dense_rom_images", "PIPELINE_DEPTH"]
+from .arith import DEFAULT_MULT_WIDTH, Ranged, partial_products, span_shape, sum_products
+from .cost import Cost, MemoryUse, counter, counter_bits
+from .mult import ProductPlan, product_plan
 
-#: Cycles from issuing an element to it being in the accumulator (S0 -> S3).
-PIPELINE_DEPTH = 3
+__all__ = ["Dense", "DensePlan", "dense_plan", "dense_rom_images", "weight_rom_words",
+           "PIPELINE_DEPTH"]
+
+#: Cycles from issuing an element to it being in the accumulator (S0 -> S4).
+PIPELINE_DEPTH = 4
 
 
-def _check_lanes(lanes, n_out: int) -> int:
+def _check_lanes(lanes) -> int:
     if isinstance(lanes, bool) or not isinstance(lanes, (int, np.integer)):
         raise TypeError(f"lanes must be an int, not {lanes!r}")
     lanes = int(lanes)
@@ -107,13 +115,74 @@ def _check_lanes(lanes, n_out: int) -> int:
     return lanes
 
 
+@dataclass(frozen=True)
+class DensePlan:
+    """Shapes of one :class:`Dense`: lanes (clamped to ``n_out``), passes, the lane
+    product, and what it costs."""
+
+    spec: DenseSpec
+    lanes: int
+    mult_width: int
+
+    @property
+    def passes(self) -> int:
+        return -(-self.spec.n_out // self.lanes)
+
+    @property
+    def last_count(self) -> int:
+        """Valid words of the last pass."""
+        return self.spec.n_out - (self.passes - 1) * self.lanes
+
+    @property
+    def depth(self) -> int:
+        """Weight ROM entries."""
+        return self.passes * self.spec.n_in
+
+    @property
+    def product(self) -> ProductPlan:
+        return product_plan(Span.of_fmt(self.spec.in_fmt), Span.of_fmt(self.spec.w_fmt),
+                            self.mult_width)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the last pass's last issue to its first word on ``o``."""
+        return PIPELINE_DEPTH + 1
+
+    def cost(self) -> Cost:
+        spec, lanes, passes = self.spec, self.lanes, self.passes
+        wx, ww, acc = spec.in_fmt.width, spec.w_fmt.width, spec.acc_width
+        memories = [MemoryUse(f"{spec.name}_w", self.depth, lanes * ww, sync_read=True,
+                              writable=False)]
+        if passes > 1:
+            memories.append(MemoryUse(f"{spec.name}_buf", spec.n_in, wx, sync_read=True,
+                                      writable=True))
+            memories += [MemoryUse(f"{spec.name}_b{k}", passes, acc - 1, sync_read=False,
+                                   writable=False) for k in range(lanes)]
+        pp_bits = sum(s.width for s in self.product.pp_spans)
+        pass_bits = counter_bits(passes)
+        registers = (
+            counter_bits(spec.n_in) + pass_bits + counter_bits(self.depth)   # S0 counters
+            + 3 + 1 + pass_bits + wx                                        # S1: v first last frombuf
+            + 3 + pass_bits + wx + lanes * ww                               # S2: operands
+            + 3 + pass_bits + lanes * pp_bits                               # S3: products
+            + 1 + pass_bits + lanes * acc                                   # S4: done, accumulators
+            + spec.out_fmt.width + (lanes - 1) * acc + counter_bits(lanes + 1))  # output bank
+        return Cost(multipliers=self.product.operand_widths * lanes, memories=memories,
+                    registers=registers)
+
+
+def dense_plan(spec: DenseSpec, lanes, mult_width: int = DEFAULT_MULT_WIDTH) -> DensePlan:
+    """``lanes`` > ``n_out`` is clamped to ``n_out`` (the extra lanes could only idle)."""
+    return DensePlan(spec, min(_check_lanes(lanes), spec.n_out), mult_width)
+
+
 def dense_rom_images(spec: DenseSpec, weight, bias, lanes: int) -> tuple[np.ndarray, np.ndarray]:
     """The ROM contents of a :class:`Dense`: ``(weights (lanes, P*n_in), bias (lanes, P))``.
 
     Row ``p*lanes + k`` of ``weight`` lands in lane ``k`` at entries
     ``p*n_in .. p*n_in + n_in - 1``; rows past ``n_out`` are zero.
     """
-    lanes = _check_lanes(lanes, spec.n_out)
+    lanes = _check_lanes(lanes)
     weight = np.asarray(weight)
     bias = np.asarray(bias)
     if weight.shape != (spec.n_out, spec.n_in):
@@ -123,9 +192,7 @@ def dense_rom_images(spec: DenseSpec, weight, bias, lanes: int) -> tuple[np.ndar
         raise ValueError(f"layer {spec.name!r}: bias must be {(spec.n_out,)}, not {bias.shape}")
     if weight.size and (weight.min() < spec.w_fmt.min_int or weight.max() > spec.w_fmt.max_int):
         raise ValueError(f"layer {spec.name!r}: weights outside {spec.w_fmt}")
-    # spec.bias_fmt (acc_width - 1 bits) is what keeps the accumulator from
-    # overflowing: |sum of products| <= 2**(acc_width-3), |bias| <= 2**(acc_width-2).
-    bfmt = Fmt(spec.acc_width - 1, spec.acc_frac)
+    bfmt = spec.bias_fmt  # what keeps the accumulator from overflowing
     if bias.size and (bias.min() < bfmt.min_int or bias.max() > bfmt.max_int):
         raise ValueError(f"layer {spec.name!r}: bias outside {bfmt} could overflow "
                          f"the {spec.acc_width}-bit accumulator")
@@ -140,20 +207,27 @@ def dense_rom_images(spec: DenseSpec, weight, bias, lanes: int) -> tuple[np.ndar
     return w_img, b_img
 
 
+def weight_rom_words(w_image: np.ndarray, w_width: int) -> list[int]:
+    """The weight ROM: ``P * n_in`` words of ``lanes * w_width`` bits, lane ``k``'s
+    two's-complement weight (``w_image[k]``, see :func:`dense_rom_images`) in bits
+    ``[k*w_width, (k+1)*w_width)``."""
+    mask = (1 << w_width) - 1
+    lanes = w_image.shape[0]
+    return [sum((int(w_image[k, a]) & mask) << (w_width * k) for k in range(lanes))
+            for a in range(w_image.shape[1])]
+
+
 class Dense(wiring.Component):
-    """One dense layer ``o = act(requantize(W @ i + b))`` with ``lanes`` MAC lanes.
+    """One dense layer ``o = act(requantize(W @ i + b))`` with ``plan.lanes`` MAC lanes.
 
     Parameters
     ----------
-    spec : :class:`model.artifact.DenseSpec`
-        Shapes, formats and activation.
+    plan : :class:`DensePlan`
+        Spec (shapes, formats, activation), lanes and multiplier width.
     weight : array of int, shape ``(n_out, n_in)``
         In ``spec.w_fmt``.
     bias : array of int, shape ``(n_out,)``
         At ``spec.acc_frac``.
-    lanes : int
-        Parallel multiply-accumulate units (>= 1).  ``lanes > n_out`` is
-        clamped to ``n_out`` (the extra lanes could only idle).
 
     Members
     -------
@@ -163,79 +237,54 @@ class Dense(wiring.Component):
         ``n_out`` words per vector, in order.
     """
 
-    def __init__(self, spec: DenseSpec, weight, bias, lanes: int):
-        self._MustUse__silence = True      # a rejected construction is not "unused"
-        self._validate(spec, weight, bias, lanes)
-        self._MustUse__silence = False
+    def __init__(self, plan: DensePlan, weight, bias):
+        if not isinstance(plan, DensePlan):
+            raise TypeError(f"plan must be a DensePlan (see dense_plan), not {plan!r}")
+        spec = plan.spec
+        if spec.activation not in ("relu", "linear"):
+            raise ValueError(f"activation must be 'relu' or 'linear', not {spec.activation!r}")
+        self.plan = plan
+        self.spec = spec
+        self.w_image, self.b_image = dense_rom_images(spec, weight, bias, plan.lanes)
         super().__init__({
             "i": In(stream.Signature(signed(spec.in_fmt.width))),
             "o": Out(stream.Signature(signed(spec.out_fmt.width))),
         })
 
-    def _validate(self, spec, weight, bias, lanes):
-        if not isinstance(spec, DenseSpec):
-            raise TypeError(f"spec must be a DenseSpec, not {spec!r}")
-        if spec.activation not in ("relu", "linear"):
-            raise ValueError(f"activation must be 'relu' or 'linear', not {spec.activation!r}")
-        self.spec = spec
-        # More lanes than outputs would only add idle MACs (same cycle count), so clamp.
-        self.requested_lanes = _check_lanes(lanes, spec.n_out)
-        self.lanes = min(self.requested_lanes, spec.n_out)
-        self.passes = -(-spec.n_out // self.lanes)
-        self.last_count = spec.n_out - (self.passes - 1) * self.lanes
-        self.w_image, self.b_image = dense_rom_images(spec, weight, bias, self.lanes)
-
-    # -- figures used by hw.estimate and the JSON report -------------------
     @property
-    def latency(self) -> int:
-        """Cycles from the last pass's last issue to its first word on ``o``."""
-        return PIPELINE_DEPTH + 1
+    def lanes(self) -> int:
+        return self.plan.lanes
+
+    @property
+    def passes(self) -> int:
+        return self.plan.passes
 
     @property
     def w_rom_words(self) -> list[int]:
-        """The weight ROM image: ``P * n_in`` words of ``lanes * w_width`` bits, lane ``k``'s
-        two's-complement weight in bits ``[k*w_width, (k+1)*w_width)``."""
-        ww = self.spec.w_fmt.width
-        mask = (1 << ww) - 1
-        return [sum((int(self.w_image[k, a]) & mask) << (ww * k) for k in range(self.lanes))
-                for a in range(self.w_image.shape[1])]
-
-    @property
-    def rom_bits(self) -> dict[str, int]:
-        n = self.spec.n_in
-        return {"weights": self.lanes * self.passes * n * self.spec.w_fmt.width,
-                "bias": self.lanes * self.passes * (self.spec.acc_width - 1)}
-
-    def _requantize(self, m, acc):
-        """``model.fixed.requantize`` (round half up, saturate) and the activation of ``acc``."""
-        spec = self.spec
-        out_fmt = spec.out_fmt
-        shift = spec.acc_frac - out_fmt.frac
-        if shift > 0:
-            expr = (acc + (1 << (shift - 1))) >> shift
-        else:
-            expr = acc << -shift
-        rounded = Signal(expr.shape(), name="rounded")  # one adder, shared by the comparisons
-        m.d.comb += rounded.eq(expr)
-        sat = Mux(rounded > out_fmt.max_int, out_fmt.max_int,
-                  Mux(rounded < out_fmt.min_int, out_fmt.min_int, rounded))
-        if spec.activation == "relu":
-            sat = Mux(rounded < 0, 0, sat)
-        return sat
+        return weight_rom_words(self.w_image, self.spec.w_fmt.width)
 
     def elaborate(self, platform):
         m = Module()
-        spec, lanes, passes = self.spec, self.lanes, self.passes
-        n_in = spec.n_in
+        spec, plan = self.spec, self.plan
+        lanes, passes, n_in = plan.lanes, plan.passes, spec.n_in
         acc_shape = signed(spec.acc_width)
         x_shape = signed(spec.in_fmt.width)
-        depth = passes * n_in
+        w_shape = signed(spec.w_fmt.width)
+
+        def stage_flags(n, prev=None):
+            """valid/first/last and the pass index of one stage, loaded on ``adv``."""
+            flags = [Signal(name=f"{f}{n}") for f in ("v", "first", "last")]
+            pidx = counter(passes, name=f"pass{n}")
+            if prev is not None:
+                with m.If(adv):
+                    m.d.sync += [a.eq(b) for a, b in zip([*flags, pidx], prev)]
+            return [*flags, pidx]
 
         # ---- S0: issue -------------------------------------------------
         adv = Signal()
-        in_idx = Signal(range(max(n_in, 2)))
-        pass_idx = Signal(range(max(passes, 2)))
-        waddr = Signal(range(max(depth, 2)))
+        in_idx = counter(n_in)
+        pass_idx = counter(passes)
+        waddr = counter(plan.depth)
         in_pass0 = Signal()
         m.d.comb += in_pass0.eq(pass_idx == 0)
         issue = Signal()
@@ -264,66 +313,67 @@ class Dense(wiring.Component):
 
         # weight ROM (all lanes in one word), read synchronously at the issue address
         ww = spec.w_fmt.width
-        rom = Memory(shape=unsigned(ww * lanes), depth=depth, init=self.w_rom_words)
+        rom = Memory(shape=unsigned(ww * lanes), depth=plan.depth, init=self.w_rom_words)
         m.submodules.w_rom = rom
         port = rom.read_port(domain="sync")
         m.d.comb += [port.addr.eq(waddr), port.en.eq(adv)]
-        w_data = [port.data[ww * k: ww * (k + 1)].as_signed() for k in range(lanes)]
 
         # ---- S1: read data ---------------------------------------------
-        v1 = Signal()
-        first1 = Signal()
-        last1 = Signal()
-        pass1 = Signal.like(pass_idx)
+        s1 = stage_flags(1, [issue, in_idx == 0, last_in, pass_idx])
         frombuf1 = Signal()
+        with m.If(adv):
+            m.d.sync += frombuf1.eq(~in_pass0)
         x_reg = Signal(x_shape, reset_less=True)
-        with m.If(adv):
-            m.d.sync += [
-                v1.eq(issue), first1.eq(in_idx == 0), last1.eq(last_in),
-                pass1.eq(pass_idx), frombuf1.eq(~in_pass0),
-            ]
         m.d.sync += x_reg.eq(Mux(adv, self.i.payload, x_reg))
-        x1 = Signal(x_shape)
-        if passes > 1:
-            m.d.comb += x1.eq(Mux(frombuf1, buf_r.data, x_reg))
-        else:
-            m.d.comb += x1.eq(x_reg)
+        x1 = Mux(frombuf1, buf_r.data, x_reg) if passes > 1 else x_reg
 
-        # ---- S2: products ------------------------------------------------
-        v2 = Signal()
-        first2 = Signal()
-        last2 = Signal()
-        pass2 = Signal.like(pass_idx)
-        prod_shape = signed(spec.in_fmt.width + spec.w_fmt.width)
-        prods = [Signal(prod_shape, name=f"prod{k}", reset_less=True) for k in range(lanes)]
-        with m.If(adv):
-            m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1), pass2.eq(pass1)]
-        m.d.sync += [prods[k].eq(Mux(adv, x1 * w_data[k], prods[k])) for k in range(lanes)]
+        # ---- S2: operand registers ----------------------------------------
+        s2 = stage_flags(2, s1)
+        x2 = Signal(x_shape, name="x2", reset_less=True)
+        w2 = [Signal(w_shape, name=f"w2_{k}", reset_less=True) for k in range(lanes)]
+        m.d.sync += x2.eq(Mux(adv, x1, x2))
+        m.d.sync += [w2[k].eq(Mux(adv, port.data[ww * k: ww * (k + 1)].as_signed(), w2[k]))
+                     for k in range(lanes)]
 
-        # bias, indexed by the pass in S2 (asynchronous P-entry ROM per lane)
+        # ---- S3: limb products (one multiplier block each) -----------------
+        s3 = stage_flags(3, s2)
+        product = plan.product
+        x_in = Ranged(x2, Span.of_fmt(spec.in_fmt))
+        lane_products = []
+        for k in range(lanes):
+            pps = partial_products(product, x_in, Ranged(w2[k], Span.of_fmt(spec.w_fmt)))
+            regs = [Signal(span_shape(pp.span), name=f"pp{k}_{n}", reset_less=True)
+                    for n, pp in enumerate(pps)]
+            m.d.sync += [r.eq(Mux(adv, pp.value, r)) for r, pp in zip(regs, pps)]
+            lane_products.append(sum_products(product, [Ranged(r, pp.span)
+                                                        for r, pp in zip(regs, pps)]))
+
+        # bias, indexed by the pass in S3 (asynchronous P-entry ROM per lane)
         biases = []
         for k in range(lanes):
             if passes == 1:
                 biases.append(Const(int(self.b_image[k, 0]), signed(spec.acc_width - 1)))
             else:
-                rom = Memory(shape=signed(spec.acc_width - 1), depth=passes,
-                             init=[int(v) for v in self.b_image[k]])
-                m.submodules[f"b_rom{k}"] = rom
-                port = rom.read_port(domain="comb")
-                m.d.comb += port.addr.eq(pass2)
-                biases.append(port.data)
+                b_rom = Memory(shape=signed(spec.acc_width - 1), depth=passes,
+                               init=[int(v) for v in self.b_image[k]])
+                m.submodules[f"b_rom{k}"] = b_rom
+                b_port = b_rom.read_port(domain="comb")
+                m.d.comb += b_port.addr.eq(s3[3])
+                biases.append(b_port.data)
 
-        # ---- S3: accumulators --------------------------------------------
+        # ---- S4: accumulators --------------------------------------------
+        v3, first3, last3 = s3[:3]
         accs = [Signal(acc_shape, name=f"acc{k}", reset_less=True) for k in range(lanes)]
-        done3 = Signal()       # accumulators hold a finished pass
-        pass3 = Signal.like(pass_idx)
+        done4 = Signal()       # accumulators hold a finished pass
+        pass4 = counter(passes)
         acc_en = Signal()
-        m.d.comb += acc_en.eq(adv & v2)
+        m.d.comb += acc_en.eq(adv & v3)
         with m.If(adv):
-            m.d.sync += [done3.eq(v2 & last2), pass3.eq(pass2)]
+            m.d.sync += [done4.eq(v3 & last3), pass4.eq(s3[3])]
         # (the sum cannot overflow acc_width: truncating it is exact)
-        m.d.sync += [accs[k].eq(Mux(acc_en, (Mux(first2, biases[k], accs[k]) + prods[k])
-                                    [:spec.acc_width].as_signed(), accs[k]))
+        m.d.sync += [accs[k].eq(Mux(acc_en, (Mux(first3, biases[k], accs[k])
+                                             + lane_products[k].value)[:spec.acc_width].as_signed(),
+                                    accs[k]))
                      for k in range(lanes)]
 
         # ---- output bank: raw accumulators in, one requantizer at its head ----
@@ -334,22 +384,19 @@ class Dense(wiring.Component):
         capture = Signal()
         bank = [Signal(signed(spec.out_fmt.width), name="bank0")]
         bank += [Signal(acc_shape, name=f"bank{k}", reset_less=True) for k in range(1, lanes)]
-        remaining = Signal(range(lanes + 1))
+        remaining = counter(lanes + 1)
         bank_busy = Signal()
         m.d.comb += [
             bank_busy.eq(remaining != 0),
-            capture.eq(done3 & ~bank_busy),
-            adv.eq(~(done3 & bank_busy)),
+            capture.eq(done4 & ~bank_busy),
+            adv.eq(~(done4 & bank_busy)),
             self.o.valid.eq(bank_busy),
             self.o.payload.eq(bank[0]),
         ]
         rq_in = Signal(acc_shape)
-        if lanes > 1:
-            m.d.comb += rq_in.eq(Mux(capture, accs[0], bank[1]))
-        else:
-            m.d.comb += rq_in.eq(accs[0])
-        y = Signal(signed(spec.out_fmt.width))
-        m.d.comb += y.eq(self._requantize(m, rq_in))
+        m.d.comb += rq_in.eq(Mux(capture, accs[0], bank[1]) if lanes > 1 else accs[0])
+        y = requantize(Ranged(rq_in, Span.of_fmt(spec.acc_fmt)), spec.acc_frac, spec.out_fmt,
+                       relu=spec.activation == "relu")
         xfer = Signal()
         m.d.comb += xfer.eq(self.o.valid & self.o.ready)
         m.d.sync += [bank[k].eq(Mux(capture, accs[k], Mux(xfer, bank[k + 1], bank[k])))
@@ -357,13 +404,10 @@ class Dense(wiring.Component):
         if lanes > 1:
             m.d.sync += bank[lanes - 1].eq(Mux(capture, accs[lanes - 1], bank[lanes - 1]))
         with m.If(capture):
-            m.d.sync += bank[0].eq(y)
-            if passes > 1:
-                m.d.sync += remaining.eq(Mux(pass3 == passes - 1, self.last_count, lanes))
-            else:
-                m.d.sync += remaining.eq(self.last_count)
+            m.d.sync += bank[0].eq(y.value)
+            m.d.sync += remaining.eq(Mux(pass4 == passes - 1, plan.last_count, lanes))
         with m.Elif(xfer):
             if lanes > 1:
-                m.d.sync += bank[0].eq(y)
+                m.d.sync += bank[0].eq(y.value)
             m.d.sync += remaining.eq(remaining - 1)
         return m

@@ -22,9 +22,9 @@ has a result, the sampler has a draw (if needed) and the Reparam accepts.
 
 ``sample`` must be held stable while an image is in the unit (the core
 drives it from its mode register).  The sampler is free-running and primed
-``GaussianSampler.latency`` clocks after reset; a draw requested earlier
-just waits (the join stalls), so correctness never depends on priming, only
-the cycle count does.
+``SamplerPlan.primed`` clocks after reset (a serial sampler's buffer then
+holds ``latent_dim`` draws); a draw requested earlier just waits (the join
+stalls), so correctness never depends on priming, only the cycle count does.
 
 Generate mode needs no special path: the core feeds ``2L`` zero words, so
 ``mu = 0`` and ``sigma = sigma_rom(0)``, which is exactly 1.0.
@@ -36,9 +36,9 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.artifact import Artifact
-
 from .arith import Reparam, SigmaRom
+from .cost import counter
+from .plan import CorePlan
 from .sampler import GaussianSampler
 
 __all__ = ["LatentUnit"]
@@ -57,7 +57,8 @@ class LatentUnit(wiring.Component):
         1: eps from the Gaussian sampler; 0: eps = 0 (sampler untouched).
     """
 
-    def __init__(self, artifact: Artifact):
+    def __init__(self, plan: CorePlan):
+        artifact = plan.artifact
         self.artifact = artifact
         self.latent_dim = artifact.latent_dim
         mu_fmt = artifact.mu_fmt
@@ -65,23 +66,14 @@ class LatentUnit(wiring.Component):
             raise ValueError(f"sigma ROM logvar format {artifact.sigma_rom.logvar_fmt} != "
                              f"encoder head output format {mu_fmt}")
         self.sigma_rom = SigmaRom(artifact.sigma_rom)
-        self.sampler = GaussianSampler(artifact.sampler)
-        self.reparam = Reparam(mu_fmt, artifact.sigma_rom.sigma_fmt, artifact.sampler.eps_fmt,
-                               artifact.z_fmt)
+        self.sampler = GaussianSampler(plan.sampler)
+        self.reparam = Reparam(artifact.reparam, mult_width=plan.mult_width)
+        self.latency = plan.latent_latency
         super().__init__({
             "i": In(stream.Signature(signed(mu_fmt.width))),
             "o": Out(stream.Signature(signed(artifact.z_fmt.width))),
             "sample": In(1),
         })
-
-    @property
-    def latency(self) -> int:
-        """Clocks from a logvar word's transfer on ``i`` to its z word on ``o``."""
-        return self.sigma_rom.latency + self.reparam.latency
-
-    @property
-    def mu_register_bits(self) -> int:
-        return self.latent_dim * self.artifact.mu_fmt.width
 
     def elaborate(self, platform):
         m = Module()
@@ -91,8 +83,8 @@ class LatentUnit(wiring.Component):
         m.submodules.reparam = rep = self.reparam
 
         mus = [Signal(signed(self.artifact.mu_fmt.width), name=f"mu{d}") for d in range(L)]
-        n_in = Signal(range(2 * L))       # word index on i
-        d_out = Signal(range(max(L, 2)))  # dimension of the next join
+        n_in = counter(2 * L)  # word index on i
+        d_out = counter(L)     # dimension of the next join
         in_mu = Signal()
         m.d.comb += in_mu.eq(n_in < L)
 

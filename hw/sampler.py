@@ -8,18 +8,25 @@ started from ``spec.seeds``.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal, Value
+from dataclasses import dataclass
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import Out
+from amaranth.lib.wiring import In, Out
 
 from model.fixed import (
-    IRWIN_HALL_FRAC, IRWIN_HALL_OFFSET, LFSR_BANK, UNIFORM_BITS, Lfsr, SamplerSpec,
+    IRWIN_HALL_FRAC, IRWIN_HALL_OFFSET, IRWIN_HALL_SPAN, LFSR_BANK, UNIFORM_BITS, Lfsr,
+    SamplerSpec, Span, requantize, saturate,
 )
 
-from .arith import Span, clamp, fmt_shape, odd_poly_latency, odd_poly_stages, round_shift
+from .arith import (
+    DEFAULT_MULT_WIDTH, OddPolyUnit, PolyPlan, Ranged, fmt_shape, poly_plan, staged,
+)
+from .cost import Cost, counter, counter_bits
 from .streamutil import Pipeline
 
-__all__ = ["lfsr_next", "GaussianSampler"]
+__all__ = ["lfsr_next", "tree_spans", "SamplerPlan", "sampler_plan", "DrawBuffer",
+           "GaussianSampler"]
 
 
 def lfsr_next(state: Value, lfsr: Lfsr, nbits: int = UNIFORM_BITS) -> tuple[Value, Value]:
@@ -44,107 +51,205 @@ def lfsr_next(state: Value, lfsr: Lfsr, nbits: int = UNIFORM_BITS) -> tuple[Valu
     return uniform, Cat(state[nbits:], *bits)
 
 
+def tree_spans() -> list[list[Span]]:
+    """The adder tree's registers, level by level: pairwise sums of the uniforms;
+    the last level (one register) holds the centred sum ``S``."""
+    level = [Span(0, (1 << UNIFORM_BITS) - 1)] * len(LFSR_BANK)
+    levels = []
+    while True:
+        level = [level[k] + level[k + 1] for k in range(0, len(level) - 1, 2)] + \
+            ([level[-1]] if len(level) % 2 else [])
+        if len(level) == 1:
+            levels.append([level[0] - IRWIN_HALL_OFFSET])
+            return levels
+        levels.append(level)
+
+
+@dataclass(frozen=True)
+class SamplerPlan:
+    """The sampler's structure: the correction unit (``None``: ``'none'``) and
+    the draw buffer a serial correction fills ahead of demand."""
+
+    spec: SamplerSpec
+    correction: PolyPlan | None
+    buffer: int
+
+    @property
+    def tree_latency(self) -> int:
+        return len(tree_spans())
+
+    @property
+    def none_is_identity(self) -> bool:
+        """``'none'`` whose format holds ``S`` exactly needs no stage."""
+        fmt = self.spec.eps_fmt
+        return fmt.frac == IRWIN_HALL_FRAC and IRWIN_HALL_SPAN in Span.of_fmt(fmt)
+
+    @property
+    def ii(self) -> int:
+        """Clocks between draws when the buffer is drained."""
+        return self.correction.ii if self.correction is not None else 1
+
+    @property
+    def latency(self) -> int:
+        """Clocks from reset to the first valid draw on ``o``."""
+        if self.correction is not None:
+            return self.tree_latency + self.correction.latency + int(self.buffer > 0)
+        return self.tree_latency + (0 if self.none_is_identity else 1)
+
+    @property
+    def primed(self) -> int:
+        """Clocks from reset until the draw buffer is full (every request served at once)."""
+        return self.latency + max(self.buffer - 1, 0) * self.ii
+
+    def cost(self) -> Cost:
+        lfsrs = sum(lfsr.length for lfsr in LFSR_BANK)
+        tree = sum(s.width for level in tree_spans() for s in level) + self.tree_latency
+        cost = Cost(registers=lfsrs + tree)
+        if self.correction is not None:
+            cost = cost + self.correction.cost()
+        elif not self.none_is_identity:
+            cost = cost.plus_registers(self.spec.eps_fmt.width + 1)
+        return cost + DrawBuffer.cost(self.buffer, self.spec.eps_fmt.width)
+
+
+def sampler_plan(spec: SamplerSpec, *, serial: bool = False, buffer: int = 1,
+                 mult_width: int = DEFAULT_MULT_WIDTH) -> SamplerPlan:
+    """``serial``: one multiplier runs the correction (``plan.ii`` clocks a draw) and a
+    ``buffer``-deep register FIFO holds draws ahead of demand (``'none'`` has no
+    multiplier and makes a draw every clock, so it needs neither)."""
+    if serial and buffer < 1:
+        raise ValueError(f"a serial sampler needs a draw buffer of at least 1, not {buffer}")
+    correction = None
+    if spec.poly is not None:
+        correction = poly_plan(spec.poly, IRWIN_HALL_SPAN, lambda y: saturate(y, spec.eps_fmt),
+                               serial=serial, mult_width=mult_width)
+    return SamplerPlan(spec, correction, buffer if serial and correction is not None else 0)
+
+
+class DrawBuffer(wiring.Component):
+    """A FIFO of ``depth`` registers (no memory primitive: its cost is the same flip-flops
+    on every FPGA).  ``o.payload`` is read through a multiplexer from the head entry."""
+
+    def __init__(self, depth: int, shape):
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, not {depth}")
+        self.depth = depth
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+    @staticmethod
+    def cost(depth: int, width: int) -> Cost:
+        if depth == 0:
+            return Cost()
+        return Cost(registers=depth * width + 2 * counter_bits(depth) + counter_bits(depth + 1))
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self.depth
+        entries = Array(Signal.like(self.i.payload, name=f"entry{k}") for k in range(depth))
+        write = counter(depth)
+        read = counter(depth)
+        count = counter(depth + 1)
+        push = self.i.valid & self.i.ready
+        pop = self.o.valid & self.o.ready
+        m.d.comb += [
+            self.i.ready.eq(count != depth),
+            self.o.valid.eq(count != 0),
+            self.o.payload.eq(entries[read]),
+        ]
+        with m.If(push):
+            m.d.sync += [entries[write].eq(self.i.payload),
+                         write.eq(_next(write, depth))]
+        with m.If(pop):
+            m.d.sync += read.eq(_next(read, depth))
+        m.d.sync += count.eq(count + push - pop)
+        return m
+
+
+def _next(pointer: Signal, depth: int) -> Value:
+    """``(pointer + 1) % depth`` for a ``range(depth)`` counter."""
+    return Mux(pointer == depth - 1, 0, pointer + 1)
+
+
 class GaussianSampler(wiring.Component):
-    """A free-running stream of eps in ``spec.eps_fmt``, one per clock.
+    """A free-running stream of eps in ``spec.eps_fmt``.
 
-    Draw path: on every pipeline ``advance`` each of the 12 LFSRs makes one
-    :func:`lfsr_step` (12 fresh bits) and the 12 uniforms enter the adder
-    tree (one register level per pairwise-add level; the last level also
-    subtracts ``IRWIN_HALL_OFFSET``), then the correction: ``'none'``
+    Draw path: on every advance of the tree pipeline each of the 12 LFSRs
+    makes one :func:`lfsr_step` (12 fresh bits) and the 12 uniforms enter the
+    adder tree (one register level per pairwise-add level; the last level
+    also subtracts ``IRWIN_HALL_OFFSET``); then the correction: ``'none'``
     requantizes ``S`` to ``eps_fmt`` (wiring only when that is the identity),
-    ``'teichroew'`` runs the same odd-polynomial stages as the sigmoid and
-    saturates (no logic when the range analysis shows nothing can saturate).
+    ``'teichroew'`` runs the odd polynomial (:class:`hw.arith.OddPolyUnit`,
+    pipelined at one draw per clock or serial on one multiplier) and
+    saturates.  A serial sampler fills a :class:`DrawBuffer` ahead of demand.
 
-    Valid/advance: the source is always valid, so ``advance = ~o.valid |
-    o.ready``; the LFSRs step exactly on ``advance``, i.e. exactly when a new
-    draw enters stage 1, and the draws in flight move with it.  After
-    ``latency`` clocks from reset ``o.valid`` is high and stays high; a
-    stall (``o.ready`` low) freezes LFSRs and pipeline together.  Hence the
+    The LFSRs step exactly when a new draw enters the tree, every stage holds
+    while the next one cannot take its value, and the buffer is a FIFO: the
     sequence *transferred* on ``o`` is the golden sequence, whatever the
     ready pattern.
 
-    ``lfsr_states`` lists the 12 state registers (bit i = s[T - n + i],
-    the layout of ``model.fixed.Lfsr``) for tests and debug.
+    ``lfsr_states`` lists the 12 state registers (bit i = s[T - n + i], the
+    layout of ``model.fixed.Lfsr``) for tests and debug.
 
     Ports: ``o`` = ``Out(stream.Signature(signed(eps_fmt.width)))``.
     """
 
-    def __init__(self, spec: SamplerSpec):
+    def __init__(self, plan: SamplerPlan):
+        spec = plan.spec
         if len(spec.seeds) != len(LFSR_BANK):
             raise ValueError(f"need {len(LFSR_BANK)} seeds, got {len(spec.seeds)}")
         for lfsr, seed in zip(LFSR_BANK, spec.seeds):
             if not 0 < seed < (1 << lfsr.length):
                 raise ValueError(f"seed {seed:#x} is not a nonzero {lfsr.length}-bit state")
+        self.plan = plan
         self.spec = spec
         super().__init__({"o": Out(stream.Signature(fmt_shape(spec.eps_fmt)))})
         self.lfsr_states = [Signal(lfsr.length, init=seed, name=f"lfsr{lfsr.length}")
                             for lfsr, seed in zip(LFSR_BANK, spec.seeds)]
 
     @property
-    def tree_latency(self) -> int:
-        levels, n = 0, len(LFSR_BANK)
-        while n > 1:
-            n, levels = (n + 1) // 2, levels + 1
-        return max(levels, 1)
-
-    @property
     def latency(self) -> int:
-        """Clocks from reset to the first valid eps (pipeline depth)."""
-        if self.spec.poly is not None:
-            return self.tree_latency + odd_poly_latency(self.spec.poly)
-        return self.tree_latency + (0 if self._none_is_identity else 1)
-
-    @property
-    def _none_is_identity(self) -> bool:
-        fmt = self.spec.eps_fmt
-        return fmt.frac == IRWIN_HALL_FRAC and Span.of_fmt(fmt).lo <= -IRWIN_HALL_OFFSET and \
-            len(LFSR_BANK) * ((1 << UNIFORM_BITS) - 1) - IRWIN_HALL_OFFSET <= fmt.max_int
+        return self.plan.latency
 
     def elaborate(self, platform):
-        spec = self.spec
+        plan, spec = self.plan, self.spec
         m = Module()
         pipe = Pipeline(m, Const(1), name="smp")
 
         uniforms = []
         for lfsr, state in zip(LFSR_BANK, self.lfsr_states):
             uniform, nxt = lfsr_next(state, lfsr)
-            uniforms.append(uniform)
+            uniforms.append(Ranged(uniform, Span(0, (1 << UNIFORM_BITS) - 1)))
             with m.If(pipe.advance):  # a draw enters the pipeline exactly now
                 m.d.sync += state.eq(nxt)
 
-        # Irwin-Hall adder tree, one register level per pairwise level.
-        vals = [(u, Span(0, (1 << UNIFORM_BITS) - 1)) for u in uniforms]
-        level = 0
-        while True:
+        vals = uniforms
+        for level, spans in enumerate(tree_spans()):
             pipe.stage()
-            nxt = []
-            for k in range(0, len(vals) - 1, 2):
-                (a, sa), (b, sb) = vals[k], vals[k + 1]
-                nxt.append((a + b, sa + sb))
-            if len(vals) % 2:
-                nxt.append(vals[-1])
-            if len(nxt) == 1:  # last level: centre the sum as well
-                total, span = nxt[0]
-                total, span = total - IRWIN_HALL_OFFSET, span + (-IRWIN_HALL_OFFSET)
-                s = pipe.reg(total, span.shape(), name="centred")
-                break
-            vals = [(pipe.reg(v, sp.shape(), name=f"sum{level}_{k}"), sp)
-                    for k, (v, sp) in enumerate(nxt)]
-            level += 1
-        assert pipe.latency == self.tree_latency
+            sums = [vals[k] + vals[k + 1] for k in range(0, len(vals) - 1, 2)]
+            sums += [vals[-1]] if len(vals) % 2 else []
+            if len(spans) == 1:
+                sums = [sums[0] - IRWIN_HALL_OFFSET]
+            vals = [staged(pipe, v, f"sum{level}_{k}") for k, v in enumerate(sums)]
+            assert [v.span for v in vals] == spans
+        s = vals[0]
 
-        out_span = Span.of_fmt(spec.eps_fmt)
-        if spec.poly is not None:
-            eps, _ = odd_poly_stages(pipe, s, span, spec.poly, out_span=out_span, name="teich")
-        elif self._none_is_identity:
-            eps = s
-        else:
+        if plan.correction is not None:
+            unit = OddPolyUnit(plan.correction, s.shape, fmt_shape(spec.eps_fmt),
+                               post=lambda y: saturate(y, spec.eps_fmt), in_span=s.span)
+            m.submodules.correction = unit
+            pipe.finish(unit.i)
+            m.d.comb += unit.i.payload.eq(s.value)
+            source = unit.o
+            if plan.buffer:
+                m.submodules.buffer = buffer = DrawBuffer(plan.buffer, fmt_shape(spec.eps_fmt))
+                wiring.connect(m, unit.o, buffer.i)
+                source = buffer.o
+            wiring.connect(m, wiring.flipped(self.o), source)
+            return m
+
+        if not plan.none_is_identity:
             pipe.stage()
-            shift = IRWIN_HALL_FRAC - spec.eps_fmt.frac
-            eps, _ = clamp(round_shift(s, shift), span.round_shift(shift), out_span.lo, out_span.hi)
-            eps = pipe.reg(eps, fmt_shape(spec.eps_fmt), name="eps")
-
+            s = staged(pipe, requantize(s, IRWIN_HALL_FRAC, spec.eps_fmt), "eps")
         pipe.finish(self.o)
-        assert pipe.latency == self.latency
-        m.d.comb += self.o.payload.eq(eps)
+        m.d.comb += self.o.payload.eq(s.value)
         return m

@@ -15,10 +15,7 @@ from amaranth.sim import Simulator
 
 from .core import MODE_CODES, VAECore
 
-__all__ = ["SETTLE", "run_core", "run_simulation"]
-
-#: Clocks after reset before the first command (the sampler primes in ~10).
-SETTLE = 24
+__all__ = ["run_core", "run_simulation"]
 
 
 def run_simulation(sim: Simulator, vcd=None) -> None:
@@ -31,7 +28,7 @@ def run_simulation(sim: Simulator, vcd=None) -> None:
 
 
 def run_core(core: VAECore, jobs, *, p_gap: float = 0.0, p_stall: float = 0.0,
-             p_cmd_gap: float = 0.0, seed: int = 0, settle: int = SETTLE,
+             p_cmd_gap: float = 0.0, seed: int = 0, settle: int | None = None,
              hang_limit: int | None = None, vcd: str | None = None):
     """Run ``jobs`` = ``[(mode, x or None), ...]`` in order.
 
@@ -44,6 +41,8 @@ def run_core(core: VAECore, jobs, *, p_gap: float = 0.0, p_stall: float = 0.0,
     word at the earliest).
     """
     art = core.artifact
+    if settle is None:  # clocks after reset before the first command: the sampler primes
+        settle = core.plan.sampler.primed
     rng = np.random.default_rng(seed)
     expected = [2 * art.latent_dim if mode == "encode" else art.input_dim for mode, _ in jobs]
     in_words = [int(w) for mode, x in jobs if x is not None for w in np.asarray(x).reshape(-1)]

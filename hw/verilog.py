@@ -35,6 +35,8 @@ from model.artifact import Artifact
 from model.fixed import MODES, sigma_rom_contents
 
 from .core import IMAGE_MODES, MODE_CODES, VAECore
+from .dense import dense_rom_images, weight_rom_words
+from .plan import core_plan
 
 __all__ = ["convert", "port_list", "hex_lines", "rom_images", "describe_core", "write_core"]
 
@@ -93,20 +95,22 @@ def hex_lines(values, width: int) -> str:
 
 def rom_images(core: VAECore) -> dict[str, dict]:
     """Every ROM of ``core``: file name -> ``{"values", "width", "depth", "what"}``."""
-    encoder, latent, decoder, _ = core.units()
+    art = core.artifact
     out = {}
-    for unit in [*encoder, *decoder]:
-        spec = unit.spec
+    for plan in core.plan.dense:
+        spec, lanes = plan.spec, plan.lanes
+        w_image, b_image = dense_rom_images(spec, art.weights[spec.name], art.biases[spec.name],
+                                            lanes)
         ww = spec.w_fmt.width
         out[f"{spec.name}_w.hex"] = {
-            "values": unit.w_rom_words, "width": ww * unit.lanes, "depth": unit.w_image.shape[1],
-            "what": f"layer {spec.name} weights, all {unit.lanes} lanes in one word: entry "
-                    f"p*{spec.n_in}+i, bits [{ww}k, {ww}k+{ww}) = W[p*{unit.lanes}+k, i]"}
-        for k in range(unit.lanes):
+            "values": weight_rom_words(w_image, ww), "width": ww * lanes, "depth": plan.depth,
+            "what": f"layer {spec.name} weights, all {lanes} lanes in one word: entry "
+                    f"p*{spec.n_in}+i, bits [{ww}k, {ww}k+{ww}) = W[p*{lanes}+k, i]"}
+        for k in range(lanes):
             out[f"{spec.name}_b{k}.hex"] = {
-                "values": unit.b_image[k], "width": spec.acc_width - 1, "depth": unit.passes,
+                "values": b_image[k], "width": spec.acc_width - 1, "depth": plan.passes,
                 "what": f"layer {spec.name} lane {k} bias at acc_frac {spec.acc_frac}, entry p"}
-    rom = core.artifact.sigma_rom
+    rom = art.sigma_rom
     out["sigma_rom.hex"] = {"values": sigma_rom_contents(rom), "width": rom.sigma_fmt.width,
                             "depth": rom.depth,
                             "what": "sigma = exp(logvar/2), model.fixed.sigma_rom_contents"}
@@ -121,6 +125,8 @@ def describe_core(core: VAECore, name: str) -> dict:
         "module": name,
         "preset": art.preset,
         "lanes": {layer.name: layer.lanes for layer in est.layers},  # as built (<= n_out)
+        "config": {"mult_width": est.mult_width, "serial_sigmoid": est.serial_sigmoid,
+                   "serial_sampler": est.serial_sampler},
         "ports": port_list(core),
         "modes": dict(MODE_CODES),
         "image_modes": list(IMAGE_MODES),
@@ -147,9 +153,12 @@ def describe_core(core: VAECore, name: str) -> dict:
 
 
 def write_core(artifact: Artifact, lanes, out_dir, *, name: str | None = None,
-               hex_files: bool = False, emit_src: bool = False) -> dict[str, Path]:
-    """Write ``<name>.v``, ``<name>.json`` (and ROM ``.hex`` files); returns the paths."""
-    core = VAECore(artifact, lanes)
+               hex_files: bool = False, emit_src: bool = False, **options) -> dict[str, Path]:
+    """Write ``<name>.v``, ``<name>.json`` (and ROM ``.hex`` files); returns the paths.
+
+    ``options`` are :class:`hw.core.VAECore`'s knobs (``mult_width``, ``serial_sigmoid``,
+    ``serial_sampler``)."""
+    core = VAECore(core_plan(artifact, lanes, **options))
     name = name or f"fxvae_{artifact.preset}"
     if not name.isidentifier():
         raise ValueError(f"module name must be a Verilog identifier, not {name!r}")

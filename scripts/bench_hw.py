@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
-from hw.estimate import parse_lanes  # noqa: E402
+from hw.plan import parse_lanes  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -42,6 +42,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     from hw.core import VAECore
+    from hw.plan import core_plan
     from hw.estimate import estimate
     from hw.random_artifact import random_artifact, random_inputs
     from hw.simrun import run_core
@@ -63,9 +64,10 @@ def main(argv=None) -> int:
 
     rows = []
     for lanes in args.lanes:
-        est = estimate(art, lanes)
+        core = VAECore(core_plan(art, lanes))
+        est = estimate(core.plan)
         t0 = time.time()
-        outputs, timing = run_core(VAECore(art, lanes), [job])
+        outputs, timing = run_core(core, [job])
         wall = time.time() - t0
         got = np.array([d for d, _ in outputs[0]])
         exact = got.shape == want[0].shape and bool(np.all(got == want[0]))
@@ -76,8 +78,8 @@ def main(argv=None) -> int:
             "model_cycles": est.cycles[args.mode], "ideal_cycles": ideal,
             "sim_over_ideal": cycles / ideal, "sim_minus_model": cycles - est.cycles[args.mode],
             "bit_exact": exact, "macs": est.macs_per_image[args.mode],
-            "multipliers": est.multipliers, "rom_bits": est.rom_bits["total"],
-            "ram_bits": est.ram_bits, "register_bits": est.register_bits,
+            "multipliers": est.multipliers, "block_ram_bits": est.memory_bits["block"],
+            "register_bits": est.register_bits,
             "model_cycles_all_modes": est.cycles, "sim_wall_s": round(wall, 1),
             "layers": [{"name": l.name, "lanes": l.lanes, "passes": l.passes,
                         "cycles": l.cycles, "ideal_cycles": l.ideal_cycles} for l in est.layers],
@@ -90,11 +92,11 @@ def main(argv=None) -> int:
                                     "rows": rows}, indent=1) + "\n")
     print()
     print(f"{'lanes':>5} {'sim cycles':>10} {'model':>8} {'MACs/lanes':>10} {'sim/ideal':>9} "
-          f"{'exact':>5} {'mults':>5} {'ROM kbit':>8}")
+          f"{'exact':>5} {'mults':>5} {'BRAM kbit':>9}")
     for r in rows:
         print(f"{str(r['lanes']):>5} {r['sim_cycles']:10d} {r['model_cycles']:8d} "
               f"{r['ideal_cycles']:10.0f} {r['sim_over_ideal']:9.3f} {str(r['bit_exact']):>5} "
-              f"{sum(r['multipliers'].values()):5d} {r['rom_bits'] / 1000:8.1f}")
+              f"{r['multipliers']:5d} {r['block_ram_bits'] / 1000:9.1f}")
     print(f"\n{args.out}  (artifact: {source})")
     return 0 if all(r["bit_exact"] and r["sim_minus_model"] == 0 for r in rows) else 1
 

@@ -33,7 +33,7 @@ os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
 import numpy as np  # noqa: E402
 
-from hw.estimate import parse_lanes  # noqa: E402
+from hw.plan import parse_lanes  # noqa: E402
 from model.fixed import MODES  # noqa: E402
 from sim import exchange  # noqa: E402
 from sim.runner import SIMULATORS, SimulationFailed, SimulatorMissing, simulator_problem  # noqa: E402

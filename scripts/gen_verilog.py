@@ -20,7 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
-from hw.estimate import parse_lanes  # noqa: E402
+from hw.mult import MULT_WIDTHS  # noqa: E402
+from hw.plan import parse_lanes  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -31,6 +32,13 @@ def main(argv=None) -> int:
                      help="a deterministic random artifact of a preset's shape instead")
     parser.add_argument("--lanes", type=parse_lanes, default=16,
                         help="MAC lanes: one int, or one per layer, comma-separated (default 16)")
+    parser.add_argument("--target", choices=sorted(MULT_WIDTHS), default="ecp5",
+                        help="FPGA family whose multiplier blocks set the product split "
+                             "(ecp5: 18x18, ice40: 16x16; default ecp5)")
+    parser.add_argument("--serial-sigmoid", action="store_true",
+                        help="run the sigmoid's Horner steps on one multiplier (fewer DSPs)")
+    parser.add_argument("--serial-sampler", action="store_true",
+                        help="run the Gaussian correction on one multiplier, with a draw buffer")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--name", help="Verilog module name (default fxvae_<preset>)")
     parser.add_argument("--hex", action="store_true", help="also write the ROMs as .hex files")
@@ -54,7 +62,8 @@ def main(argv=None) -> int:
         artifact = random_artifact(args.random)
     try:
         paths = write_core(artifact, args.lanes, args.out, name=args.name, hex_files=args.hex,
-                           emit_src=args.emit_src)
+                           emit_src=args.emit_src, mult_width=MULT_WIDTHS[args.target],
+                           serial_sigmoid=args.serial_sigmoid, serial_sampler=args.serial_sampler)
     except (ValueError, TypeError) as exc:
         parser.error(str(exc))
     import json
@@ -66,8 +75,8 @@ def main(argv=None) -> int:
         print(f"{paths['hex']}/  ({len(desc['hex']['roms'])} ROM files)")
     print(f"lanes {desc['lanes']}")
     print("cycles/image " + ", ".join(f"{m} {c}" for m, c in desc["cycles_per_image"].items()))
-    print(f"multipliers {est['multipliers']}  ROM bits {est['rom_bits']['total']}  "
-          f"RAM bits {est['ram_bits']}  registers ~{est['register_bits']}")
+    print(f"multiplier blocks {est['multipliers']} ({est['mult_width']}x{est['mult_width']})  "
+          f"block-RAM bits {est['memory_bits']['block']}  registers {est['register_bits']}")
     return 0
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -74,15 +74,14 @@ def cached_design(key: dict, make, *, build_root: Path | None = None) -> Design:
     return design
 
 
-def core_design(artifact, lanes=None, *, build_root=None) -> Design:
+def core_design(artifact, lanes=None, *, build_root=None, **options) -> Design:
+    """``options``: the core's knobs besides lanes (see :func:`hw.plan.core_plan`)."""
     from sim import designs
     lanes = default_lanes(artifact) if lanes is None else lanes
-    key = {"toplevel": "fxvae_core", "artifact": artifact_digest(artifact), "lanes": lanes}
-    design = cached_design(key, lambda: designs.core_design(artifact, lanes),
+    key = {"toplevel": "fxvae_core", "artifact": artifact_digest(artifact), "lanes": lanes,
+           "options": options}
+    design = cached_design(key, lambda: designs.core_design(artifact, lanes, **options),
                            build_root=build_root)
-    if "latency" not in design.meta:
-        from hw.core import VAECore
-        design.meta["latency"] = VAECore(artifact, lanes).latency
     design.meta["lanes"] = lanes
     return design
 
@@ -118,10 +117,12 @@ class CoreCosim:
     build_root: Path | None = None
     waves: bool | None = None
     design: Design | None = None
+    options: dict = field(default_factory=dict)  # core knobs besides lanes (hw.plan.core_plan)
 
     def __post_init__(self):
         if self.design is None:
-            self.design = core_design(self.artifact, self.lanes, build_root=self.build_root)
+            self.design = core_design(self.artifact, self.lanes, build_root=self.build_root,
+                                      **self.options)
         self.lanes = self.design.meta["lanes"]
         self.simulation = Simulation(self.design, self.sim, build_root=self.build_root,
                                      waves=self.waves)

@@ -47,13 +47,15 @@ def sigmoid_design(spec, *, toplevel: str = "fxvae_sigmoid") -> Design:
 
 
 def sampler_design(spec, *, toplevel: str = "fxvae_sampler") -> Design:
-    from hw.sampler import GaussianSampler
-    return design_from_component(GaussianSampler(spec), toplevel, block="sampler",
+    from hw.sampler import GaussianSampler, sampler_plan
+    return design_from_component(GaussianSampler(sampler_plan(spec)), toplevel, block="sampler",
                                  correction=spec.correction)
 
 
-def core_design(artifact, lanes, *, toplevel: str = "fxvae_core") -> Design:
+def core_design(artifact, lanes, *, toplevel: str = "fxvae_core", **options) -> Design:
+    """``options``: the core's knobs besides lanes (see :func:`hw.plan.core_plan`)."""
     from hw.core import VAECore
-    core = VAECore(artifact, lanes)
-    return design_from_component(core, toplevel, block="core", lanes=lanes,
+    from hw.plan import core_plan
+    core = VAECore(core_plan(artifact, lanes, **options))
+    return design_from_component(core, toplevel, block="core", lanes=lanes, options=options,
                                  preset=artifact.preset, latency=core.latency)

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from hw.core import VAECore
-from hw.dense import Dense
-from hw.estimate import estimate, normalize_lanes
+from hw.plan import core_plan, normalize_lanes
 from hw.random_artifact import random_artifact
 
 import test_hw_core as T
+from hw.estimate import estimate
 
 
 @pytest.mark.parametrize("shape,lanes", [
@@ -18,45 +18,52 @@ import test_hw_core as T
 ])
 def test_cycles_match_simulation(shape, lanes):
     art = random_artifact("iris", seed=1, shape=shape)
-    core = VAECore(art, lanes)
+    core = VAECore(core_plan(art, lanes))
     jobs = T.mixed_jobs(art, ["recon_mu", "recon_sample", "generate", "encode"], seed=4)
     outputs, timing = T.run_core(core, jobs)
     T.check(art, jobs, outputs)
-    est = estimate(art, lanes)
     got = {mode: c1 - c0 + 1 for (mode, _), (c0, c1) in zip(jobs, timing)}
-    assert got == est.cycles
+    assert got == core.estimate().cycles
 
 
-def test_resources_match_generator():
+def test_resources_add_up_from_the_blocks():
     art = random_artifact("mnist", seed=0)
     lanes = [16, 4, 8, 32]
-    est = estimate(art, lanes)
+    plan = core_plan(art, lanes)
+    est = estimate(plan)
     assert [layer.lanes for layer in est.layers] == lanes
-    weight_bits = bias_bits = 0
-    for spec, ln, layer in zip(art.layers, lanes, est.layers):
-        unit = Dense(spec, art.weights[spec.name], art.biases[spec.name], ln)
-        unit._MustUse__silence = True
-        assert layer.passes == unit.passes
-        assert layer.weight_rom_bits == unit.rom_bits["weights"]
-        assert layer.bias_rom_bits == unit.rom_bits["bias"]
-        weight_bits += unit.rom_bits["weights"]
-        bias_bits += unit.rom_bits["bias"]
-    assert est.rom_bits["weights"] == weight_bits and est.rom_bits["biases"] == bias_bits
-    # MAC multipliers: one per lane, in_width x w_width
-    assert est.multipliers["9x8"] == 16 and est.multipliers["16x8"] == 4 + 8 + 32
-    assert est.ram_bits == sum(s.n_in * s.in_fmt.width for s, ln in zip(art.layers, lanes)
-                               if -(-s.n_out // ln) > 1)
+    # one 16x8 multiplier block per lane (9x8 for the 9-bit input layer), then the sigmoid's
+    # pipeline, the sampler's and the reparameterization's
+    assert sum(layer.multipliers for layer in est.layers) == sum(lanes)
+    assert est.multipliers == sum(lanes) + len(plan.sigmoid.cost().multipliers) \
+        + len(plan.sampler.cost().multipliers) + 1
+    assert est.multiplier_ports["9x8"] == 16
+    weights = sum(p.passes * p.lanes * p.spec.n_in * p.spec.w_fmt.width for p in plan.dense)
+    buffers = sum(p.spec.n_in * p.spec.in_fmt.width for p in plan.dense if p.passes > 1)
+    sigma = art.sigma_rom.depth * art.sigma_rom.sigma_fmt.width
+    assert est.memory_bits["block"] == weights + buffers + sigma
+    assert est.memory_bits["logic"] == sum(p.lanes * p.passes * (p.spec.acc_width - 1)
+                                           for p in plan.dense if p.passes > 1)
+    assert est.register_bits == plan.cost().registers
     assert est.macs_per_image["recon_mu"] == sum(s.n_in * s.n_out for s in art.layers)
     assert est.ideal_cycles["encode"] == pytest.approx(784 * 128 / 16 + 128 * 20 / 4)
     d = est.to_dict()
     assert d["cycles"] == est.cycles and len(d["layers"]) == 4
 
 
+def test_serial_units_trade_multipliers_for_cycles():
+    art = random_artifact("iris", seed=0)
+    fast, small = core_plan(art, 1), core_plan(art, 1, serial_sigmoid=True, serial_sampler=True)
+    assert small.sigmoid.cost().multiplier_blocks == small.sampler.cost().multiplier_blocks == 1
+    assert fast.sigmoid.cost().multiplier_blocks > 4 and fast.sampler.cost().multiplier_blocks > 8
+    assert estimate(small).cycles["recon_mu"] > estimate(fast).cycles["recon_mu"]
+
+
 def test_mnist_near_physical_limit():
     """Up to 32 lanes the pipeline reaches sum(MACs/lanes) within 5 % (pass 0 overlaps)."""
     art = random_artifact("mnist")
     for lanes in (4, 8, 16, 32):
-        est = estimate(art, lanes)
+        est = estimate(core_plan(art, lanes))
         for mode in ("recon_mu", "encode", "generate"):
             assert est.cycles[mode] <= 1.05 * est.ideal_cycles[mode], (lanes, mode)
 

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """hw.arith / hw.sampler blocks against model.fixed, bit for bit, in Amaranth's simulator.
 
 Every stream test drives random valid gaps and ready stalls and compares the
@@ -15,14 +16,18 @@ import pytest
 from amaranth.hdl import signed, unsigned
 from amaranth.sim import Simulator
 
-from hw.arith import OddPolyUnit, Reparam, SigmaRom, Span, TaylorSigmoid
-from hw.sampler import GaussianSampler
+from hw.arith import (
+    OddPolyUnit, Ranged, Reparam, SigmaRom, TaylorSigmoid, poly_plan, span_shape,
+)
+from hw.sampler import DrawBuffer, GaussianSampler, sampler_plan
 from hw.verilog import convert as to_verilog
 from model.fixed import (
-    LFSR_BANK, Fmt, eps_from_uniforms, lfsr_step, odd_poly, reparam, sampler_spec, saturate,
-    sigma_rom_contents, sigma_rom_index, sigma_rom_spec, sigmoid, sigmoid_spec,
+    LFSR_BANK, Fmt, ReparamSpec, Span, eps_from_uniforms, lfsr_step, odd_poly, reparam,
+    round_shift, sampler_spec, saturate, sigma_rom_contents, sigma_rom_index, sigma_rom_spec,
+    sigmoid, sigmoid_spec,
 )
-from hwsim import run_stream
+from model.golden import Sampler
+from hwsim import run_stream, stream_get, stream_put
 
 KINDS = ("taylor5", "minimax5")
 
@@ -61,13 +66,20 @@ def measure_latency(dut, payload) -> int:
 # Sigmoid
 
 
+#: (serial, mult_width): the pipelined unit on ECP5-sized multipliers, and the serial one on
+#: iCE40-sized ones and on 9-bit ones (every product split into several limbs)
+UNITS = [(False, 18), (True, 16), (True, 9), (False, 9)]
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("in_fmt,out_fmt", [(Fmt(8, 4), Fmt(8, 6)), (Fmt(8, 5), Fmt(9, 7))])
-def test_sigmoid_exhaustive_small(kind, in_fmt, out_fmt):
+@pytest.mark.parametrize("serial,mult_width", UNITS[:2])
+def test_sigmoid_exhaustive_small(kind, in_fmt, out_fmt, serial, mult_width):
     spec = sigmoid_spec(kind, in_fmt, out_fmt)
     xs = list(range(in_fmt.min_int, in_fmt.max_int + 1))
     expected = ints(sigmoid(np.array(xs), spec))
-    got = run_stream(TaylorSigmoid(spec), xs, rng=random.Random(1), p_gap=0.2, p_stall=0.2)
+    got = run_stream(TaylorSigmoid(spec, serial=serial, mult_width=mult_width), xs,
+                     rng=random.Random(1), p_gap=0.2, p_stall=0.2)
     assert got == expected
     # the input clamp is exercised: everything beyond +-clamp_int maps like +-clamp_int
     c = spec.clamp_int
@@ -76,70 +88,90 @@ def test_sigmoid_exhaustive_small(kind, in_fmt, out_fmt):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_sigmoid_16bit_random_and_edges(kind):
+@pytest.mark.parametrize("serial,mult_width", UNITS)
+def test_sigmoid_16bit_random_and_edges(kind, serial, mult_width):
     in_fmt, out_fmt = Fmt(16, 10), Fmt(16, 14)
     spec = sigmoid_spec(kind, in_fmt, out_fmt)
     rng = random.Random(2)
     c = spec.clamp_int
     edges = fmt_edges(in_fmt) + [c - 1, c, c + 1, -c - 1, -c, -c + 1]
     # random over the full range and, denser, over the polynomial's own interval
-    xs = edges + [rng.randint(in_fmt.min_int, in_fmt.max_int) for _ in range(1500)] \
-        + [rng.randint(-c - 2, c + 2) for _ in range(2500)]
+    n = 1000 if serial else 4000
+    xs = edges + [rng.randint(in_fmt.min_int, in_fmt.max_int) for _ in range(n * 3 // 8)] \
+        + [rng.randint(-c - 2, c + 2) for _ in range(n * 5 // 8)]
     expected = ints(sigmoid(np.array(xs), spec))
-    got = run_stream(TaylorSigmoid(spec), xs, rng=rng, p_gap=0.25, p_stall=0.25)
+    dut = TaylorSigmoid(spec, serial=serial, mult_width=mult_width)
+    got = run_stream(dut, xs, rng=rng, p_gap=0.25, p_stall=0.25)
     assert got == expected
+    if serial:
+        assert dut.plan.cost().multiplier_blocks == 1
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_sigmoid_full_throughput(kind):
-    """No gaps, no stalls: n results in n + latency cycles (one per clock)."""
+@pytest.mark.parametrize("serial", [False, True])
+def test_sigmoid_full_rate(kind, serial):
+    """No gaps, no stalls: a pipelined unit takes an input every clock and a serial one
+    every ``plan.ii``; each result appears ``plan.latency`` clocks after its input."""
     spec = sigmoid_spec(kind, Fmt(16, 10), Fmt(16, 14))
-    dut = TaylorSigmoid(spec)
-    assert measure_latency(dut, 0) == dut.latency == 6
-    xs = list(range(-400, 400, 7))
-    cycles = []
+    dut = TaylorSigmoid(spec, serial=serial, mult_width=16)
+    plan = dut.plan
+    assert measure_latency(dut, 0) == plan.latency
+    assert (plan.ii, plan.latency) == ((len(plan.rows) + 1,) * 2 if serial else (1, 9))
+    xs = list(range(-400, 400, 7 if not serial else 61))
+    taken, results = [], []
 
     async def tb(ctx):
         ctx.set(dut.o.ready, 1)
-        got = []
-        for t in range(len(xs) + dut.latency):
-            ctx.set(dut.i.valid, t < len(xs))
-            ctx.set(dut.i.payload, xs[t] if t < len(xs) else 0)
+        k = 0
+        for t in range(len(xs) * plan.ii + plan.latency + 1):
+            ctx.set(dut.i.valid, k < len(xs))
+            ctx.set(dut.i.payload, xs[k] if k < len(xs) else 0)
             _, _, iready, ovalid, op = await ctx.tick().sample(dut.i.ready, dut.o.valid,
                                                                dut.o.payload)
-            assert iready
+            if iready and k < len(xs):
+                taken.append(t)
+                k += 1
             if ovalid:
-                got.append(op)
-        cycles.append(got)
+                results.append((t, op))
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(tb)
     sim.run()
-    assert cycles[0] == ints(sigmoid(np.array(xs), spec))
+    assert [op for _, op in results] == ints(sigmoid(np.array(xs), spec))
+    assert np.diff(taken).tolist() == [plan.ii] * (len(xs) - 1)
+    assert [t for t, _ in results] == [t + plan.latency for t in taken]
 
 
 # --------------------------------------------------------------------------
 # Odd polynomial unit on its own (Teichroew's polynomial; inputs beyond its design range)
 
 
-@pytest.mark.parametrize("out_shape", [None, signed(16), signed(12)])
-def test_odd_poly_unit(out_shape):
+@pytest.mark.parametrize("out_shape", [signed(16), signed(12)])
+@pytest.mark.parametrize("serial,mult_width", UNITS)
+def test_odd_poly_unit(out_shape, serial, mult_width):
     poly = sampler_spec("teichroew").poly
-    dut = OddPolyUnit(poly, signed(16), out_shape)
-    assert dut.latency == len(poly.coeffs_int) + 1
-    out_span = Span.of_shape(dut.out_shape)
+    out_span = Span(-(1 << (out_shape.width - 1)), (1 << (out_shape.width - 1)) - 1)
+
+    def post(y):
+        return y.clip(out_span.lo, out_span.hi)
+    plan = poly_plan(poly, Span(-32768, 32767), post, serial=serial, mult_width=mult_width)
+    dut = OddPolyUnit(plan, signed(16), out_shape, post=post)
     rng = random.Random(3)
     xs = fmt_edges(Fmt(16, 0)) + [24570, -24570, 24571, -24571] \
-        + [rng.randint(-32768, 32767) for _ in range(800)]
+        + [rng.randint(-32768, 32767) for _ in range(300 if serial else 800)]
     expected = [min(max(odd_poly(x, poly), out_span.lo), out_span.hi) for x in xs]
     got = run_stream(dut, xs, rng=rng, p_gap=0.3, p_stall=0.3)
     assert got == expected
-    if out_shape is None:  # the derived shape holds every result and is tight
-        full = [odd_poly(x, poly) for x in (-32768, 32767)]
-        assert out_span.lo <= min(full) and max(full) <= out_span.hi
-        assert dut.out_shape.width == max(Span(min(full), max(full)).shape().width, 2)
-    else:
-        assert min(got) == out_span.lo and max(got) == out_span.hi  # saturation exercised
+    assert min(got) == out_span.lo and max(got) == out_span.hi  # saturation exercised
+
+
+def test_odd_poly_unit_rejects_inputs_beyond_its_plan():
+    poly = sampler_spec("teichroew").poly
+    plan = poly_plan(poly, Span(-1000, 1000))
+    with pytest.raises(ValueError, match=r"inputs over Span\(lo=-32768, hi=32767\) exceed"):
+        OddPolyUnit(plan, signed(16), signed(32))
+    with pytest.raises(ValueError, match="do not fit"):
+        OddPolyUnit(plan, signed(10), signed(4))
 
 
 # --------------------------------------------------------------------------
@@ -195,7 +227,8 @@ REPARAM_FMTS = [
 @pytest.mark.parametrize("fmts", REPARAM_FMTS, ids=["artifact", "mu_finer", "z_finer"])
 def test_reparam(fmts):
     mu_fmt, sigma_fmt, eps_fmt, z_fmt = fmts
-    dut = Reparam(*fmts)
+    spec = ReparamSpec(*fmts)
+    dut = Reparam(spec, mult_width=6)  # a 6-bit multiplier: every product in limbs
     rng = random.Random(6)
     edge_triples = list(itertools.product(fmt_edges(mu_fmt), fmt_edges(sigma_fmt),
                                           fmt_edges(eps_fmt)))
@@ -204,7 +237,7 @@ def test_reparam(fmts):
                      rng.randint(eps_fmt.min_int, eps_fmt.max_int)) for _ in range(400)]
     triples = edge_triples[::3] + rand_triples
     payloads = [{"mu": m, "sigma": s, "eps": e} for m, s, e in triples]
-    expected = [int(reparam(m, s, e, *fmts)) for m, s, e in triples]
+    expected = [int(reparam(m, s, e, spec)) for m, s, e in triples]
     got = run_stream(dut, payloads, rng=rng, p_gap=0.3, p_stall=0.3)
     assert got == expected
     assert z_fmt.max_int in expected and z_fmt.min_int in expected  # saturation exercised
@@ -233,14 +266,9 @@ def golden_draws(spec, n):
 def test_gaussian_sampler_sequence_and_state(correction):
     spec = sampler_spec(correction, seed=7)
     n = 1800
-    dut = GaussianSampler(spec)
+    dut = GaussianSampler(sampler_plan(spec))
     eps_ref, states_ref = golden_draws(spec, n + dut.latency + 1)
-    try:
-        from model.golden import Sampler
-    except ImportError:
-        Sampler = None
-    if Sampler is not None:
-        assert ints(Sampler(spec).draw(n)) == eps_ref[:n]
+    assert ints(Sampler(spec).draw(n)) == eps_ref[:n]
 
     rng = random.Random(8)
     got, checks = [], []
@@ -306,14 +334,18 @@ def test_lfsr_next_matches_lfsr_step():
 
 
 def _blocks():
+    art_like = ReparamSpec(*REPARAM_FMTS[0])
     return {
         "sigmoid_taylor5": lambda: TaylorSigmoid(sigmoid_spec("taylor5", Fmt(16, 10), Fmt(16, 14))),
         "sigmoid_minimax5": lambda: TaylorSigmoid(sigmoid_spec("minimax5", Fmt(12, 6), Fmt(8, 6))),
-        "odd_poly": lambda: OddPolyUnit(sampler_spec().poly, signed(16), signed(16)),
+        "sigmoid_serial": lambda: TaylorSigmoid(sigmoid_spec("taylor5", Fmt(16, 10), Fmt(16, 14)),
+                                                serial=True, mult_width=16),
         "sigma_rom": lambda: SigmaRom(sigma_rom_spec(Fmt(16, 10), Fmt(16, 12))),
-        "reparam": lambda: Reparam(*REPARAM_FMTS[0]),
-        "sampler_none": lambda: GaussianSampler(sampler_spec("none")),
-        "sampler_teichroew": lambda: GaussianSampler(sampler_spec("teichroew")),
+        "reparam": lambda: Reparam(art_like),
+        "sampler_none": lambda: GaussianSampler(sampler_plan(sampler_spec("none"))),
+        "sampler_teichroew": lambda: GaussianSampler(sampler_plan(sampler_spec("teichroew"))),
+        "sampler_serial": lambda: GaussianSampler(sampler_plan(sampler_spec("teichroew"),
+                                                               serial=True, buffer=4)),
     }
 
 
@@ -325,13 +357,76 @@ def test_converts_to_verilog(name):
         assert port in text
 
 
-def test_span_shapes():
-    assert Span(0, 255).shape() == unsigned(8)
-    assert Span(-128, 127).shape() == signed(8)
-    assert Span(-129, 0).shape() == signed(9)
-    assert Span(-3, 5).square() == Span(0, 25)
-    assert Span(2, 5).square() == Span(4, 25)
-    assert Span(-3, 5) * Span(-2, 1) == Span(-10, 6)
-    assert Span(-5, 5).round_shift(1) == Span(-2, 3)
-    assert Span(-5, 5).clamp(-2, 9) == Span(-2, 5)
-    assert saturate(300, Fmt(8, 0)) == 127
+def test_ranged_values_follow_their_spans():
+    """Ranged expressions compute model.fixed's rules with registers no wider than needed."""
+    from amaranth.hdl import Module, Signal
+    a_sig, b_sig = Signal(signed(8)), Signal(unsigned(5))
+    a, b = Ranged(a_sig, Span(-100, 100)), Ranged(b_sig, Span(0, 20))
+    exprs = {
+        "mul": (a * b, lambda x, y: x * y),
+        "square": (a * a, lambda x, y: x * x),
+        "add": (a + b - 7, lambda x, y: x + y - 7),
+        "round_shift": (round_shift(a * b, 3), lambda x, y: int(round_shift(x * y, 3))),
+        "saturate": (saturate(a * b, Fmt(9, 0)), lambda x, y: min(max(x * y, -256), 255)),
+        "clip": ((a + b).clip(0, 50), lambda x, y: min(max(x + y, 0), 50)),
+    }
+    assert exprs["square"][0].span == Span(0, 10000) and exprs["clip"][0].span == Span(0, 50)
+    assert span_shape(Span(0, 255)) == unsigned(8) and span_shape(Span(-129, 0)) == signed(9)
+    m = Module()
+    outs = {}
+    for name, (expr, _) in exprs.items():
+        outs[name] = Signal(expr.shape, name=name)
+        assert expr.value.shape().width <= expr.shape.width
+        m.d.comb += outs[name].eq(expr.value)
+    rng = random.Random(10)
+
+    async def tb(ctx):
+        for _ in range(200):
+            x, y = rng.randint(-100, 100), rng.randint(0, 20)
+            ctx.set(a_sig, x)
+            ctx.set(b_sig, y)
+            for name, (_, ref) in exprs.items():
+                assert ctx.get(outs[name]) == ref(x, y), name
+    sim = Simulator(m)
+    sim.add_testbench(tb)
+    sim.run()
+
+
+@pytest.mark.parametrize("correction", ["teichroew", "none"])
+def test_serial_sampler_sequence_with_stalls(correction):
+    """One multiplier for Teichroew's polynomial and a draw buffer: the same sequence."""
+    spec = sampler_spec(correction, seed=3)
+    plan = sampler_plan(spec, serial=True, buffer=5, mult_width=16)
+    assert plan.buffer == (5 if correction == "teichroew" else 0)
+    dut = GaussianSampler(plan)
+    n = 160
+    got = []
+
+    async def tb(ctx):
+        got.extend(await stream_get(ctx, dut.o, n, random.Random(4), p_stall=0.5))
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    assert got == ints(Sampler(spec).draw(n))
+
+
+def test_draw_buffer_is_a_fifo():
+    dut = DrawBuffer(3, signed(12))
+    words = list(range(-60, 60, 3))
+    got = []
+    rng = random.Random(5)
+
+    async def producer(ctx):
+        await stream_put(ctx, dut.i, words, rng, p_gap=0.4)
+
+    async def consumer(ctx):
+        got.extend(await stream_get(ctx, dut.o, len(words), rng, p_stall=0.6))
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.run()
+    assert got == words
+    with pytest.raises(ValueError, match="at least 1"):
+        DrawBuffer(0, signed(4))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hw.core import VAECore
-from hw.estimate import estimate
+from hw.plan import core_plan
 from hw.random_artifact import random_artifact, random_inputs
 from hw.simrun import run_core
 from model.golden import GoldenModel, Sampler
@@ -44,22 +44,28 @@ MODES_MIX = ["recon_sample", "encode", "generate", "recon_mu", "recon_sample", "
              "encode", "recon_mu"]
 
 
-@pytest.mark.parametrize("lanes,p", [(16, 0.0), (3, 0.4), ([5, 1, 2, 7], 0.3)])
-def test_iris_core_all_modes_vs_golden(lanes, p):
+@pytest.mark.parametrize("lanes,p,options", [
+    (16, 0.0, {}),
+    (3, 0.4, {}),
+    ([5, 1, 2, 7], 0.3, {}),
+    (1, 0.0, {"mult_width": 16, "serial_sigmoid": True, "serial_sampler": True}),  # iCE40 shape
+    (2, 0.3, {"mult_width": 9, "serial_sigmoid": True}),    # every product split into limbs
+])
+def test_iris_core_all_modes_vs_golden(lanes, p, options):
     art = random_artifact("iris", seed=3)
-    core = VAECore(art, lanes)
+    core = VAECore(core_plan(art, lanes, **options))
     jobs = mixed_jobs(art, MODES_MIX, seed=11)
     outputs, timing = run_core(core, jobs, p_gap=p, p_stall=p, p_cmd_gap=p, seed=5)
     check(art, jobs, outputs)
     if p == 0.0:  # no stalls: every job's cycle count is the analytic model's
-        est = estimate(art, lanes)
+        est = core.estimate()
         for (mode, _), (c0, c1) in zip(jobs, timing):
             assert c1 - c0 + 1 == est.cycles[mode], mode
 
 
 def test_iris_core_minimax_no_correction():
     art = random_artifact("iris", seed=8, sigmoid_kind="minimax5", correction="none")
-    core = VAECore(art, 4)
+    core = VAECore(core_plan(art, 4))
     jobs = mixed_jobs(art, ["generate", "recon_sample", "recon_mu", "encode"], seed=2)
     outputs, _ = run_core(core, jobs, p_gap=0.2, p_stall=0.2, seed=1)
     check(art, jobs, outputs)
@@ -69,31 +75,34 @@ def test_mnist_core_every_mode_vs_golden_and_cycles():
     """The MNIST shape at 64 lanes: every mode once, then cycle counts vs the model."""
     art = random_artifact("mnist", seed=4)
     lanes = 64
-    core = VAECore(art, lanes)
+    core = VAECore(core_plan(art, lanes))
     jobs = mixed_jobs(art, ["recon_sample", "encode", "generate", "recon_mu"], seed=6)
     outputs, timing = run_core(core, jobs, seed=9)
     check(art, jobs, outputs)
-    est = estimate(art, lanes)
+    est = core.estimate()
     for (mode, _), (c0, c1) in zip(jobs, timing):
         assert c1 - c0 + 1 == est.cycles[mode], mode
 
 
 def test_mnist_core_stalls():
     art = random_artifact("mnist", seed=5)
-    core = VAECore(art, [128, 20, 16, 112])
+    core = VAECore(core_plan(art, [128, 20, 16, 112]))
     jobs = mixed_jobs(art, ["recon_sample", "encode"], seed=7)
     outputs, _ = run_core(core, jobs, p_gap=0.2, p_stall=0.2, seed=3)
     check(art, jobs, outputs)
 
 
-def test_core_argument_errors():
+def test_plan_argument_errors():
+    """Knobs are checked by core_plan, before any hardware object exists."""
     art = random_artifact("iris")
     with pytest.raises(ValueError, match="one value per layer"):
-        VAECore(art, [1, 2])
+        core_plan(art, [1, 2])
     with pytest.raises(ValueError, match="at least 1"):
-        VAECore(art, 0)
+        core_plan(art, 0)
     with pytest.raises(TypeError, match="Artifact"):
-        VAECore("art", 4)
+        core_plan("art", 4)
+    with pytest.raises(ValueError, match="mult_width must be an int >= 2"):
+        core_plan(art, 4, mult_width=1)
 
 
 def test_iris_core_from_quantizer():
@@ -106,7 +115,7 @@ def test_iris_core_from_quantizer():
     torch.manual_seed(0)
     data = load_dataset("iris")
     art, *_ = quantize_model(VAE(make_config("iris")), data.x_train)
-    core = VAECore(art, [3, 2, 5, 4])
+    core = VAECore(core_plan(art, [3, 2, 5, 4]))
     x = GoldenModel(art).quantize_input(data.x_test[:6])
     modes = ["recon_sample", "encode", "generate", "recon_mu", "recon_sample", "generate"]
     jobs = [(m, None if m == "generate" else x[k]) for k, m in enumerate(modes)]

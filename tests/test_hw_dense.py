@@ -1,10 +1,11 @@
+# amaranth: UnusedElaboratable=no
 """Dense engine vs model.fixed.dense, bit for bit, with random stalls on both streams."""
 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.dense import Dense, dense_rom_images
+from hw.dense import Dense, dense_plan, dense_rom_images
 from hw.estimate import dense_timing
 from model.artifact import DenseSpec
 from model.fixed import Fmt, dense
@@ -57,8 +58,8 @@ def make_case(seed, n_in, n_out, in_fmt, w_fmt, out_fmt, activation, batch, extr
     return spec, w, b, x
 
 
-def run_dense(spec, w, b, x, lanes, *, p_gap=0.0, p_stall=0.0, seed=0):
-    dut = Dense(spec, w, b, lanes)
+def run_dense(spec, w, b, x, lanes, *, p_gap=0.0, p_stall=0.0, seed=0, mult_width=18):
+    dut = Dense(dense_plan(spec, lanes, mult_width), w, b)
     rng = np.random.default_rng(seed + 1000)
     result = {}
 
@@ -79,7 +80,7 @@ def run_dense(spec, w, b, x, lanes, *, p_gap=0.0, p_stall=0.0, seed=0):
 
 
 CASES = [
-    # n_in, n_out, in_fmt, w_fmt, out_fmt, act, lanes, p_gap, p_stall
+    # n_in, n_out, in_fmt, w_fmt, out_fmt, act, lanes, p_gap, p_stall (, mult_width)
     (7, 5, Fmt(8, 4), Fmt(8, 6), Fmt(8, 4), "relu", 2, 0.3, 0.3),      # lanes do not divide
     (7, 5, Fmt(8, 4), Fmt(8, 6), Fmt(6, 2), "linear", 1, 0.2, 0.5),    # lanes = 1, saturating out
     (9, 6, Fmt(10, 6), Fmt(6, 5), Fmt(5, 1), "linear", 6, 0.5, 0.2),   # lanes = n_out, saturates
@@ -88,15 +89,17 @@ CASES = [
     (16, 13, Fmt(16, 10), Fmt(8, 7), Fmt(16, 10), "relu", 5, 0.1, 0.1),
     (5, 3, Fmt(8, 2), Fmt(8, 1), Fmt(16, 6), "linear", 2, 0.3, 0.3),   # shift <= 0: widening out
     (6, 4, Fmt(8, 4), Fmt(8, 6), Fmt(8, 4), "relu", 7, 0.2, 0.2),      # lanes > n_out
+    (9, 5, Fmt(16, 10), Fmt(8, 7), Fmt(16, 10), "linear", 2, 0.2, 0.2, 6),  # products in limbs
 ]
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))
 def test_dense_matches_golden(case):
-    n_in, n_out, in_fmt, w_fmt, out_fmt, act, lanes, p_gap, p_stall = CASES[case]
+    n_in, n_out, in_fmt, w_fmt, out_fmt, act, lanes, p_gap, p_stall, *mult_width = CASES[case]
     spec, w, b, x = make_case(case, n_in, n_out, in_fmt, w_fmt, out_fmt, act, batch=4, extremes=True)
     want = dense(x, w, b, in_fmt, w_fmt, out_fmt, act)
-    got, _ = run_dense(spec, w, b, x, lanes, p_gap=p_gap, p_stall=p_stall, seed=case)
+    got, _ = run_dense(spec, w, b, x, lanes, p_gap=p_gap, p_stall=p_stall, seed=case,
+                       mult_width=mult_width[0] if mult_width else 18)
     np.testing.assert_array_equal(got, want)
 
 
@@ -131,14 +134,15 @@ def test_dense_argument_errors():
     spec = DenseSpec("t", 3, 2, Fmt(8, 4), Fmt(8, 6), Fmt(8, 4), "relu")
     w, b = np.zeros((2, 3), int), np.zeros(2, int)
     with pytest.raises(ValueError, match="lanes must be at least 1"):
-        Dense(spec, w, b, 0)
+        dense_plan(spec, 0)
     with pytest.raises(TypeError, match="lanes must be an int"):
-        Dense(spec, w, b, 2.0)
+        dense_plan(spec, 2.0)
+    plan = dense_plan(spec, 1)
     with pytest.raises(ValueError, match="weight must be"):
-        Dense(spec, np.zeros((3, 2), int), b, 1)
+        Dense(plan, np.zeros((3, 2), int), b)
     with pytest.raises(ValueError, match="weights outside"):
-        Dense(spec, np.full((2, 3), 200), b, 1)
+        Dense(plan, np.full((2, 3), 200), b)
     with pytest.raises(ValueError, match="overflow"):
-        Dense(spec, w, np.array([1 << 19, 0]), 1)
-    with pytest.raises(TypeError, match="DenseSpec"):
-        Dense("spec", w, b, 1)
+        Dense(plan, w, np.array([1 << 19, 0]))
+    with pytest.raises(TypeError, match="DensePlan"):
+        Dense(spec, w, b)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from hw.core import VAECore
+from hw.plan import core_plan
 from hw.random_artifact import random_artifact
 from hw.verilog import convert, hex_lines, port_list, write_core
 
@@ -80,8 +81,8 @@ def test_convert_and_lint(preset, lanes, tmp_path):
 
 def test_reproducible(tmp_path):
     art = random_artifact("iris", seed=2)
-    a = convert(VAECore(art, 3), "top")
-    b = convert(VAECore(random_artifact("iris", seed=2), 3), "top")
+    a = convert(VAECore(core_plan(art, 3)), "top")
+    b = convert(VAECore(core_plan(random_artifact("iris", seed=2), 3)), "top")
     assert a == b
     # and through the CLI, in a fresh process
     for out in ("a", "b"):
@@ -95,7 +96,7 @@ def test_reproducible(tmp_path):
 
 def test_other_yosys_is_refused(monkeypatch):
     monkeypatch.setenv("AMARANTH_USE_YOSYS", "system")
-    core = VAECore(random_artifact("iris"), 4)
+    core = VAECore(core_plan(random_artifact("iris"), 4))
     core._MustUse__silence = True
     with pytest.raises(RuntimeError, match="must be 'builtin'"):
         convert(core, "top")
@@ -107,7 +108,7 @@ def test_hex_lines_twos_complement():
 
 
 def test_port_list_directions():
-    core = VAECore(random_artifact("iris"), 4)
+    core = VAECore(core_plan(random_artifact("iris"), 4))
     core._MustUse__silence = True
     ports = {p["name"]: p for p in port_list(core)}
     assert ports["cmd__payload"]["direction"] == "input" and ports["cmd__ready"]["direction"] == "output"

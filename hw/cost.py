@@ -1,0 +1,77 @@
+"""What a block costs: multiplier blocks, memories, flip-flops.
+
+Each block computes its :class:`Cost` from the same plan it elaborates from
+(FINN's way: an op carries its own estimate), and :mod:`hw.estimate` only
+adds them up.  Tests compare these figures with the flip-flops Amaranth
+emits and with Yosys's mapping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Shape, Signal
+
+__all__ = ["MemoryUse", "Cost", "counter", "counter_bits"]
+
+
+def _counter_shape(n: int) -> Shape:
+    # at least one bit: a zero-width signal becomes a `[-1:0]` vector in the Verilog
+    return Shape.cast(range(max(n, 2)))
+
+
+def counter(n: int, name: str | None = None) -> Signal:
+    """A register counting over ``range(n)``; every counter of the generator is one."""
+    return Signal(_counter_shape(n), name=name, src_loc_at=1)
+
+
+def counter_bits(n: int) -> int:
+    """Flip-flops of :func:`counter` ``(n)``."""
+    return _counter_shape(n).width
+
+
+@dataclass(frozen=True)
+class MemoryUse:
+    """One ``amaranth.lib.memory.Memory``: ``depth`` words of ``width`` bits.
+
+    ``sync_read``: its read port has a data register (block-RAM material);
+    an asynchronous read port becomes logic or LUT RAM.
+    """
+
+    name: str
+    depth: int
+    width: int
+    sync_read: bool
+    writable: bool
+
+    @property
+    def bits(self) -> int:
+        return self.depth * self.width
+
+
+@dataclass(frozen=True)
+class Cost:
+    """``multipliers``: the ``"AxB"`` port widths of each multiplier block used;
+    ``memories``; ``registers``: flip-flop bits outside memories."""
+
+    multipliers: tuple[str, ...] = ()
+    memories: tuple[MemoryUse, ...] = ()
+    registers: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "multipliers", tuple(self.multipliers))
+        object.__setattr__(self, "memories", tuple(self.memories))
+
+    def __add__(self, other: "Cost") -> "Cost":
+        return Cost(self.multipliers + other.multipliers, self.memories + other.memories,
+                    self.registers + other.registers)
+
+    def plus_registers(self, bits: int) -> "Cost":
+        return Cost(self.multipliers, self.memories, self.registers + bits)
+
+    @property
+    def multiplier_blocks(self) -> int:
+        return len(self.multipliers)
+
+    def memory_bits(self, *, sync_read: bool | None = None) -> int:
+        return sum(m.bits for m in self.memories if sync_read is None or m.sync_read == sync_read)

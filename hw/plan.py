@@ -1,0 +1,141 @@
+"""The plan of a whole core: every block's plan, chosen by a few knobs, and its cost.
+
+Knobs (FINN calls this the folding configuration):
+
+``lanes``
+    MAC lanes per dense layer (one int for all, or one per layer).
+``mult_width``
+    Signed operand width of the FPGA's multiplier blocks (18: ECP5, 16:
+    iCE40); products wider than that are split into limbs (:mod:`hw.mult`).
+``serial_sigmoid`` / ``serial_sampler``
+    Run the sigmoid's / the Gaussian correction's Horner steps on one
+    multiplier block instead of a pipeline of them (:class:`hw.arith.OddPolyUnit`).
+    A serial sampler fills a buffer of ``latent_dim`` draws ahead of demand.
+
+:func:`core_plan` builds a :class:`CorePlan` from an artifact and the knobs
+without building hardware; :class:`hw.core.VAECore` elaborates from it and
+:mod:`hw.estimate` reads its figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.artifact import Artifact
+
+from .arith import DEFAULT_MULT_WIDTH, PolyPlan, Reparam, SigmaRom, sigmoid_plan
+from .cost import Cost, counter_bits
+from .dense import DensePlan, dense_plan
+from .sampler import SamplerPlan, sampler_plan
+
+__all__ = ["normalize_lanes", "parse_lanes", "CorePlan", "core_plan"]
+
+
+def normalize_lanes(artifact: Artifact, lanes) -> list[int]:
+    """One lane count per layer (encoder then decoder) from an int or a sequence."""
+    layers = artifact.layers
+    if isinstance(lanes, bool):
+        raise TypeError(f"lanes must be an int or a sequence of ints, not {lanes!r}")
+    if isinstance(lanes, (int, np.integer)):
+        lanes = [int(lanes)] * len(layers)
+    else:
+        try:
+            lanes = list(lanes)
+        except TypeError:
+            raise TypeError(f"lanes must be an int or a sequence of ints, not {lanes!r}") from None
+        if len(lanes) != len(layers):
+            names = ", ".join(spec.name for spec in layers)
+            raise ValueError(f"lanes needs one value per layer ({len(layers)}: {names}), "
+                             f"not {len(lanes)}")
+    for value in lanes:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"lanes must be ints, not {value!r}")
+        if value < 1:
+            raise ValueError(f"lanes must be at least 1, not {value}")
+    return [int(value) for value in lanes]
+
+
+def parse_lanes(text: str):
+    """Lanes from a command line (an argparse ``type``): ``16``, or one per layer ``64,20,16,64``."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"lanes must be an int or a comma-separated list of "
+                                         f"ints, not {text!r}") from None
+    if min(values) < 1:
+        raise argparse.ArgumentTypeError(f"lanes must be at least 1, not {text!r}")
+    return values[0] if len(values) == 1 else values
+
+
+@dataclass(frozen=True)
+class CorePlan:
+    """Every block of a :class:`hw.core.VAECore` as planned, and the core's own control."""
+
+    artifact: Artifact
+    dense: tuple[DensePlan, ...]
+    sigmoid: PolyPlan
+    sampler: SamplerPlan
+    mult_width: int
+
+    @property
+    def lanes(self) -> list[int]:
+        """Lanes per layer as built (requests above ``n_out`` are clamped)."""
+        return [plan.lanes for plan in self.dense]
+
+    @property
+    def encoder(self) -> tuple[DensePlan, ...]:
+        return self.dense[:len(self.artifact.encoder)]
+
+    @property
+    def decoder(self) -> tuple[DensePlan, ...]:
+        return self.dense[len(self.artifact.encoder):]
+
+    @property
+    def latent_latency(self) -> int:
+        """Clocks from a log-variance word entering the latent unit to its z word leaving."""
+        return SigmaRom.latency + Reparam.latency
+
+    @property
+    def out_width(self) -> int:
+        """Width of ``o.payload.data``: sigmoid outputs or encoder head outputs."""
+        return max(self.artifact.sigmoid.out_fmt.width, self.artifact.mu_fmt.width)
+
+    def latent_cost(self) -> Cost:
+        """The latent unit: sigma ROM, reparameterization, sampler, mu registers, counters."""
+        art = self.artifact
+        L = art.latent_dim
+        own = L * art.mu_fmt.width + counter_bits(2 * L) + counter_bits(L)
+        return (SigmaRom.cost(art.sigma_rom) + Reparam.cost(art.reparam, self.mult_width)
+                + self.sampler.cost()).plus_registers(own)
+
+    def control_registers(self) -> int:
+        """The core's job control: busy, mode and three word counters."""
+        art = self.artifact
+        L = art.latent_dim
+        return (1 + 2 + counter_bits(art.input_dim + 1) + counter_bits(2 * L + 1)
+                + counter_bits(max(art.input_dim, 2 * L) + 1))
+
+    def cost(self) -> Cost:
+        total = Cost(registers=self.control_registers())
+        for plan in self.dense:
+            total = total + plan.cost()
+        return total + self.latent_cost() + self.sigmoid.cost()
+
+
+def core_plan(artifact: Artifact, lanes, *, mult_width: int = DEFAULT_MULT_WIDTH,
+              serial_sigmoid: bool = False, serial_sampler: bool = False) -> CorePlan:
+    if not isinstance(artifact, Artifact):
+        raise TypeError(f"artifact must be a model.artifact.Artifact, not {artifact!r}")
+    if isinstance(mult_width, bool) or not isinstance(mult_width, int) or mult_width < 2:
+        raise ValueError(f"mult_width must be an int >= 2, not {mult_width!r}")
+    lanes = normalize_lanes(artifact, lanes)
+    dense = tuple(dense_plan(spec, ln, mult_width) for spec, ln in zip(artifact.layers, lanes))
+    return CorePlan(
+        artifact=artifact, dense=dense,
+        sigmoid=sigmoid_plan(artifact.sigmoid, serial=serial_sigmoid, mult_width=mult_width),
+        sampler=sampler_plan(artifact.sampler, serial=serial_sampler,
+                             buffer=artifact.latent_dim, mult_width=mult_width),
+        mult_width=mult_width)
