@@ -109,12 +109,29 @@ class Ranged:
         return Ranged(self.value >> shift, self.span >> shift)
 
     def clip(self, lo: int, hi: int) -> "Ranged":
-        value = self.value
-        if self.span.hi > hi:
+        """``min(max(x, lo), hi)``.  When ``[lo, hi]`` is the range of a narrower word
+        (saturation, saturation with ReLU) the test is on the bits above that word, a
+        LUT tree; otherwise a comparator (a carry chain) per bound the span crosses."""
+        span = self.span.clip(lo, hi)
+        high, low = self.span.hi > hi, self.span.lo < lo
+        if not (high or low):
+            return Ranged(self.value, span)
+        value, width = self.value, self.value.shape().width
+        negative = value[-1] if self.value.shape().signed else 0
+        k = hi.bit_length()  # [lo, hi] is a k-bit word's range when hi = 2**k - 1 ...
+        word = hi == (1 << k) - 1 and lo in (0, -(hi + 1)) and k < width
+        if word and lo == 0:  # ... unsigned: a negative x is 0, any bit from k up is hi
+            over = value[k:width - 1].any() if self.value.shape().signed else value[k:].any()
+            return Ranged(Mux(negative, 0, Mux(over, hi, value[:k])), span)
+        if word:  # ... signed: in range iff the bits from k up all equal the sign
+            top = value[k:]
+            fits = ~top.any() | top.all()
+            return Ranged(Mux(fits, value[:k + 1].as_signed(), Mux(negative, lo, hi)), span)
+        if high:
             value = Mux(value > hi, hi, value)
-        if self.span.lo < lo:
+        if low:
             value = Mux(value < lo, lo, value)
-        return Ranged(value, self.span.clip(lo, hi))
+        return Ranged(value, span)
 
     def within(self, span: Span) -> "Ranged":
         """The same value with a tighter span known from elsewhere (e.g. the exact
@@ -181,11 +198,12 @@ def sum_products(plan: ProductPlan, products: list[Ranged]) -> Ranged:
 class SerialRow:
     """One clock of the serial unit's program.
 
-    ``issue``: the multiplier multiplies limb pair ``pair`` of step ``step``;
-    one clock later the sum register takes the product afresh (``first``) or
-    adds it to itself shifted by ``delta`` limbs (``sum_span``: its span
-    then).  ``wait``: the last product is being added.  ``write``: the step's
-    result goes to its register (the last step's to ``o``).
+    ``issue``: limb pair ``pair`` of step ``step`` goes to the operand
+    registers; the multiplier's product is registered one clock later, and
+    one clock after that the sum register takes it afresh (``first``) or adds
+    it to itself shifted up by ``delta`` limbs (``sum_span``: its span then).
+    ``wait``: the last product is on its way.  ``write``: the step's result
+    goes to its register (the last step's to ``o``).
     """
 
     kind: str
@@ -212,7 +230,8 @@ def _serial_rows(products) -> tuple[SerialRow, ...]:
             prev_diag = diag
         if prev_diag != 0:
             raise ValueError("a serial product must end on limb diagonal 0")
-        rows += [SerialRow("wait", k), SerialRow("write", k)]
+        # the last issue's operands are multiplied, then added to the sum
+        rows += [SerialRow("wait", k), SerialRow("wait", k), SerialRow("write", k)]
     return tuple(rows)
 
 
@@ -300,11 +319,11 @@ class PolyPlan:
     def cost(self) -> Cost:
         if self.serial:
             regs = sum(self.register_span(n).width for n in self.serial_registers)
-            control = 2 + counter_bits(len(self.rows)) + 2 + int(self.uses_delta)  # busy, o.valid,
-            # row counter, (sum enable, first, delta) one clock behind the issue row
+            # busy, o.valid, the row counter, (sum enable, first, delta) twice
+            control = 2 + counter_bits(len(self.rows)) + 2 * 3
             return Cost(multipliers=[f"{self.mult_width}x{self.mult_width}"],
-                        registers=regs + self.pp_span.width + self.sum_span.width
-                        + self.out_span.width + control)
+                        registers=regs + 2 * self.mult_width + self.pp_span.width
+                        + self.sum_span.width + self.out_span.width + control)
         bits = self.x_span.width if self.has_pre else 0
         for k, step in enumerate(self.steps):
             carried = sum(self.spans[k + 1][n].width for n in self.carried(k))
@@ -407,18 +426,21 @@ class OddPolyUnit(wiring.Component):
         m.d.comb += [self.i.ready.eq(pipe.advance), self.o.payload.eq(env["y"].value)]
 
     def _serial(self, m, x_in: Ranged):
+        """Three stages behind the row counter: operand registers (the row's limbs),
+        the multiplier's registered product, the sum register."""
         plan, width = self.plan, self.plan.mult_width
         limb = width - 1
         regs = {n: Ranged(Signal(span_shape(plan.register_span(n)), name=n),
                           plan.register_span(n)) for n in plan.serial_registers}
         busy = Signal()
         row = counter(len(plan.rows))
-        a_dsp, b_dsp = Signal(signed(width)), Signal(signed(width))
-        dsp_out = Signal(span_shape(plan.pp_span))  # the one multiplier block
-        m.d.comb += dsp_out.eq(Ranged(a_dsp * b_dsp, plan.pp_span).value)
-        pp = Signal(span_shape(plan.pp_span))
+        a_reg, b_reg = Signal(signed(width)), Signal(signed(width))
+        pp = Signal(span_shape(plan.pp_span))  # the one multiplier block, registered
+        m.d.sync += pp.eq(Ranged(a_reg * b_reg, plan.pp_span).value)
         total = Signal(span_shape(plan.sum_span))
-        sum_en, sum_first, sum_delta = Signal(), Signal(), Signal()
+        ctl = [[Signal(name=f"{n}{k}") for n in ("sum_en", "sum_first", "sum_delta")]
+               for k in (1, 2)]
+        m.d.sync += [a.eq(b) for a, b in zip(ctl[1], ctl[0])] + [ctl[0][0].eq(0)]
         out = Signal(span_shape(plan.out_span))
         out_valid = Signal()
 
@@ -430,8 +452,9 @@ class OddPolyUnit(wiring.Component):
             if "acc" in regs:
                 m.d.sync += regs["acc"].value.eq(plan.poly.coeffs_int[-1])
 
-        # one clock behind an issue row: the sum register takes the product
+        # two clocks behind an issue row the sum register takes its product
         # (exact modulo 2**len(total), and the true sum fits: truncation loses nothing)
+        sum_en, sum_first, sum_delta = ctl[1]
         with m.If(sum_en):
             kept = Mux(sum_delta, total << limb, total) if plan.uses_delta else total
             m.d.sync += total.eq(Mux(sum_first, 0, kept) + pp)
@@ -439,31 +462,27 @@ class OddPolyUnit(wiring.Component):
         m.d.comb += [self.o.valid.eq(out_valid), self.o.payload.eq(out)]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += out_valid.eq(0)
-        m.d.sync += sum_en.eq(0)
         out_free = ~out_valid | self.o.ready
         with m.If(busy):
             m.d.sync += row.eq(row + 1)
             with m.Switch(row):
                 for r, step_row in enumerate(plan.rows):
                     with m.Case(r):
-                        self._serial_row(m, step_row, regs, a_dsp, b_dsp, dsp_out, pp, total,
-                                         (sum_en, sum_first, sum_delta), out, out_valid,
-                                         out_free, busy, row)
+                        self._serial_row(m, step_row, regs, (a_reg, b_reg), ctl[0], total,
+                                         out, out_valid, out_free, busy, row)
 
-    def _serial_row(self, m, row_plan: SerialRow, regs, a_dsp, b_dsp, dsp_out, pp, total, sum_ctl,
-                    out, out_valid, out_free, busy, row):
+    def _serial_row(self, m, row_plan: SerialRow, regs, operands, ctl, total, out, out_valid,
+                    out_free, busy, row):
         plan = self.plan
         step = plan.steps[row_plan.step]
         product = plan.products[row_plan.step]
         if row_plan.kind == "issue":
             i, j = row_plan.pair
-            for port, name, limb in ((a_dsp, step.a, product.a_limbs[i]),
-                                     (b_dsp, step.b, product.b_limbs[j])):
+            for reg, name, limb in ((operands[0], step.a, product.a_limbs[i]),
+                                    (operands[1], step.b, product.b_limbs[j])):
                 bits = regs[name].value[limb.lo: limb.lo + limb.width]
-                m.d.comb += port.eq(bits.as_signed() if limb.signed else bits)
-            sum_en, sum_first, sum_delta = sum_ctl
-            m.d.sync += [pp.eq(dsp_out), sum_en.eq(1),
-                         sum_first.eq(row_plan.first), sum_delta.eq(row_plan.delta)]
+                m.d.sync += reg.eq(bits.as_signed() if limb.signed else bits)
+            m.d.sync += [ctl[0].eq(1), ctl[1].eq(row_plan.first), ctl[2].eq(row_plan.delta)]
         elif row_plan.kind == "write":
             value = step.finish(Ranged(total, plan.sum_span).within(product.span))
             if step.dest != "y":

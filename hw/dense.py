@@ -14,15 +14,17 @@ Dataflow, one vector
   (With ``P == 1`` there is no buffer at all.)
 * In pass ``p`` lane ``k`` accumulates ``x[i] * W[p*lanes + k, i]`` for
   ``i = 0 .. n_in-1``, starting from the bias ``b[p*lanes + k]`` (stored
-  pre-aligned at ``acc_frac``, so adding it is exact).  The accumulator is
-  ``spec.acc_width`` bits and cannot overflow (:func:`model.fixed.acc_width`).
+  pre-aligned at ``acc_frac``, so adding it is exact, with the requantizer's
+  rounding half added in).  The accumulator is sized from the span of every
+  partial sum (:attr:`DensePlan.acc_span`), so it cannot overflow.
 * At the end of a pass the raw lane sums are captured into the **output
   bank**, a ``lanes``-word shift register that serializes them onto ``o``
   while the next pass accumulates.  Each word is requantized (round half
-  up, saturate: exactly :func:`model.fixed.requantize`) and activated
-  (relu: the clip's lower bound) *once*, by the one requantizer at the bank's head, as it
+  up, saturate: exactly :func:`model.fixed.requantize_halved`) and
+  activated (ReLU is the clip's lower bound) *once*, by the one requantizer
+  at the bank's head, as it
   moves into ``bank[0]`` (the ``o`` payload register); ``bank[1:]`` hold
-  ``acc_width``-bit sums.  One requantizer instead of ``lanes``, and none of
+  raw sums.  One requantizer instead of ``lanes``, and none of
   its logic sees the accumulators, which change every clock, so it does
   no work (in hardware or in an event-driven simulator) except once per
   output word.  The accumulators and the bank form the double buffer:
@@ -78,7 +80,7 @@ never used before they are loaded: ``v3``/``first3``/``capture`` gate
 them) and are written unconditionally with a ``Mux`` hold, which becomes one
 continuous ``?:`` and one ``always @(posedge clk) q <= d`` in the Verilog
 instead of an ``always @*`` process per register; the accumulator sum is
-truncated to ``acc_width`` (exact: it cannot overflow) so the hold path
+truncated to its span's width (exact: it cannot overflow) so the hold path
 needs no sign extension.  None of this changes a bit or a cycle.
 """
 
@@ -93,7 +95,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from model.artifact import DenseSpec
-from model.fixed import Span, requantize
+from model.fixed import Span, requantize_halved, rounding_half
 
 from .arith import DEFAULT_MULT_WIDTH, Ranged, partial_products, span_shape, sum_products
 from .cost import Cost, MemoryUse, counter, counter_bits
@@ -144,20 +146,35 @@ class DensePlan:
                             self.mult_width)
 
     @property
+    def half(self) -> int:
+        """The requantizer's rounding half, stored in the bias (``requantize_halved``)."""
+        return rounding_half(self.spec.acc_frac, self.spec.out_fmt)
+
+    @property
+    def bias_span(self) -> Span:
+        return Span.of_fmt(self.spec.bias_fmt) + self.half
+
+    @property
+    def acc_span(self) -> Span:
+        """Every value the accumulator takes: the bias, then up to ``n_in`` products."""
+        pp = self.product.span
+        return self.bias_span + Span(min(pp.lo, 0) * self.spec.n_in, max(pp.hi, 0) * self.spec.n_in)
+
+    @property
     def latency(self) -> int:
         """Cycles from the last pass's last issue to its first word on ``o``."""
         return PIPELINE_DEPTH + 1
 
     def cost(self) -> Cost:
         spec, lanes, passes = self.spec, self.lanes, self.passes
-        wx, ww, acc = spec.in_fmt.width, spec.w_fmt.width, spec.acc_width
+        wx, ww, acc = spec.in_fmt.width, spec.w_fmt.width, self.acc_span.width
         memories = [MemoryUse(f"{spec.name}_w", self.depth, lanes * ww, sync_read=True,
                               writable=False)]
         if passes > 1:
             memories.append(MemoryUse(f"{spec.name}_buf", spec.n_in, wx, sync_read=True,
                                       writable=True))
-            memories += [MemoryUse(f"{spec.name}_b{k}", passes, acc - 1, sync_read=False,
-                                   writable=False) for k in range(lanes)]
+            memories += [MemoryUse(f"{spec.name}_b{k}", passes, self.bias_span.width,
+                                   sync_read=False, writable=False) for k in range(lanes)]
         pp_bits = sum(s.width for s in self.product.pp_spans)
         pass_bits = counter_bits(passes)
         registers = (
@@ -180,7 +197,9 @@ def dense_rom_images(spec: DenseSpec, weight, bias, lanes: int) -> tuple[np.ndar
     """The ROM contents of a :class:`Dense`: ``(weights (lanes, P*n_in), bias (lanes, P))``.
 
     Row ``p*lanes + k`` of ``weight`` lands in lane ``k`` at entries
-    ``p*n_in .. p*n_in + n_in - 1``; rows past ``n_out`` are zero.
+    ``p*n_in .. p*n_in + n_in - 1``; rows past ``n_out`` are zero.  The bias
+    image holds ``bias + rounding_half``: the accumulator then ends on the
+    rounded value and the requantizer is a shift and a clip.
     """
     lanes = _check_lanes(lanes)
     weight = np.asarray(weight)
@@ -200,7 +219,7 @@ def dense_rom_images(spec: DenseSpec, weight, bias, lanes: int) -> tuple[np.ndar
     padded_w = np.zeros((passes * lanes, spec.n_in), dtype=np.int64)
     padded_w[:spec.n_out] = weight
     padded_b = np.zeros(passes * lanes, dtype=np.int64)
-    padded_b[:spec.n_out] = bias
+    padded_b[:spec.n_out] = bias + rounding_half(spec.acc_frac, spec.out_fmt)
     # (P, lanes, n_in) -> (lanes, P, n_in) -> (lanes, P*n_in)
     w_img = padded_w.reshape(passes, lanes, spec.n_in).transpose(1, 0, 2).reshape(lanes, -1)
     b_img = padded_b.reshape(passes, lanes).T
@@ -267,7 +286,8 @@ class Dense(wiring.Component):
         m = Module()
         spec, plan = self.spec, self.plan
         lanes, passes, n_in = plan.lanes, plan.passes, spec.n_in
-        acc_shape = signed(spec.acc_width)
+        acc_span = plan.acc_span
+        acc_shape = span_shape(acc_span)
         x_shape = signed(spec.in_fmt.width)
         w_shape = signed(spec.w_fmt.width)
 
@@ -352,9 +372,9 @@ class Dense(wiring.Component):
         biases = []
         for k in range(lanes):
             if passes == 1:
-                biases.append(Const(int(self.b_image[k, 0]), signed(spec.acc_width - 1)))
+                biases.append(Const(int(self.b_image[k, 0]), span_shape(plan.bias_span)))
             else:
-                b_rom = Memory(shape=signed(spec.acc_width - 1), depth=passes,
+                b_rom = Memory(shape=span_shape(plan.bias_span), depth=passes,
                                init=[int(v) for v in self.b_image[k]])
                 m.submodules[f"b_rom{k}"] = b_rom
                 b_port = b_rom.read_port(domain="comb")
@@ -370,9 +390,9 @@ class Dense(wiring.Component):
         m.d.comb += acc_en.eq(adv & v3)
         with m.If(adv):
             m.d.sync += [done4.eq(v3 & last3), pass4.eq(s3[3])]
-        # (the sum cannot overflow acc_width: truncating it is exact)
-        m.d.sync += [accs[k].eq(Mux(acc_en, (Mux(first3, biases[k], accs[k])
-                                             + lane_products[k].value)[:spec.acc_width].as_signed(),
+        # (every sum lies in acc_span: truncating to its width is exact)
+        m.d.sync += [accs[k].eq(Mux(acc_en, Ranged(Mux(first3, biases[k], accs[k])
+                                                   + lane_products[k].value, acc_span).value,
                                     accs[k]))
                      for k in range(lanes)]
 
@@ -395,8 +415,8 @@ class Dense(wiring.Component):
         ]
         rq_in = Signal(acc_shape)
         m.d.comb += rq_in.eq(Mux(capture, accs[0], bank[1]) if lanes > 1 else accs[0])
-        y = requantize(Ranged(rq_in, Span.of_fmt(spec.acc_fmt)), spec.acc_frac, spec.out_fmt,
-                       relu=spec.activation == "relu")
+        y = requantize_halved(Ranged(rq_in, acc_span), spec.acc_frac, spec.out_fmt,
+                              relu=spec.activation == "relu")
         xfer = Signal()
         m.d.comb += xfer.eq(self.o.valid & self.o.ready)
         m.d.sync += [bank[k].eq(Mux(capture, accs[k], Mux(xfer, bank[k + 1], bank[k])))

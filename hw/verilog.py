@@ -108,8 +108,9 @@ def rom_images(core: VAECore) -> dict[str, dict]:
                     f"p*{spec.n_in}+i, bits [{ww}k, {ww}k+{ww}) = W[p*{lanes}+k, i]"}
         for k in range(lanes):
             out[f"{spec.name}_b{k}.hex"] = {
-                "values": b_image[k], "width": spec.acc_width - 1, "depth": plan.passes,
-                "what": f"layer {spec.name} lane {k} bias at acc_frac {spec.acc_frac}, entry p"}
+                "values": b_image[k], "width": plan.bias_span.width, "depth": plan.passes,
+                "what": f"layer {spec.name} lane {k} bias + rounding half at acc_frac "
+                        f"{spec.acc_frac}, entry p"}
     rom = art.sigma_rom
     out["sigma_rom.hex"] = {"values": sigma_rom_contents(rom), "width": rom.sigma_fmt.width,
                             "depth": rom.depth,

@@ -12,7 +12,8 @@ The rules, on one page
 * Every right shift that drops bits rounds half up: ``(x + 2**(s-1)) >> s``
   with an arithmetic shift (:func:`round_shift`).
 * Every narrowing saturates to the destination range (:func:`saturate`).
-  Nothing wraps.  :func:`requantize` = round then saturate.
+  Nothing wraps.  :func:`requantize` = round then saturate; a dense layer
+  adds the rounding half with its bias (:func:`requantize_halved`).
 * Dense layer: ``acc = sum(x*w) + b`` at full precision, fraction
   ``fx + fw`` (the bias is stored already aligned to it), accumulator width
   from :func:`acc_width` so no sum can overflow; then one :func:`requantize`
@@ -48,7 +49,8 @@ import numpy as np
 
 __all__ = [
     "SigmoidApprox", "SIGMOID_KINDS", "LOGVAR_RANGE", "HORNER_GUARD_BITS",
-    "Fmt", "Span", "round_shift", "round_shift_add", "saturate", "requantize", "acc_width",
+    "Fmt", "Span", "round_shift", "round_shift_add", "saturate", "rounding_half", "requantize",
+    "requantize_halved", "acc_width",
     "dense", "OddPoly", "odd_poly_spec", "PolyStep", "odd_poly_steps", "odd_poly_spans",
     "odd_poly", "SigmoidSpec", "sigmoid_spec", "sigmoid",
     "SigmaRomSpec", "sigma_rom_spec", "sigma_rom_contents", "sigma_rom_index",
@@ -243,19 +245,37 @@ def saturate(x, fmt: Fmt):
     return _clip(x, fmt.min_int, fmt.max_int)
 
 
+def rounding_half(from_frac: int, fmt: Fmt) -> int:
+    """What :func:`round_shift` adds before requantizing from ``from_frac`` to ``fmt``:
+    ``2**(shift-1)`` for a right shift, 0 otherwise."""
+    shift = from_frac - fmt.frac
+    return 1 << (shift - 1) if shift > 0 else 0
+
+
 def requantize(x, from_frac: int, fmt: Fmt, *, relu: bool = False):
     """Change fraction from ``from_frac`` to ``fmt.frac`` (round half up), then saturate.
 
     ``relu`` raises the lower bound to 0: ReLU after saturation is the same
-    clip, so a ReLU layer needs one clip, not two.  A left shift
+    clip, so a ReLU layer needs one clip, not two.
+    """
+    return requantize_halved(x + rounding_half(from_frac, fmt), from_frac, fmt, relu=relu)
+
+
+def requantize_halved(x, from_frac: int, fmt: Fmt, *, relu: bool = False):
+    """:func:`requantize` of a value that already holds :func:`rounding_half`.
+
+    A dense layer adds the half with its bias (golden model and hardware
+    alike), so the accumulator needs only a shift and a clip.  A left shift
     (``fmt.frac > from_frac``) first clips ``x`` to one step beyond the
     values that land inside ``fmt``: the result is the same, and an int64
     array cannot wrap on the way.
     """
     shift = from_frac - fmt.frac
     if shift < 0:
-        x = saturate(x, Fmt(max(fmt.width + shift, 1) + 1, 0))
-    return _clip(round_shift(x, shift), 0 if relu else fmt.min_int, fmt.max_int)
+        x = saturate(x, Fmt(max(fmt.width + shift, 1) + 1, 0)) << -shift
+    else:
+        x = x >> shift
+    return _clip(x, 0 if relu else fmt.min_int, fmt.max_int)
 
 
 def acc_width(x_fmt: Fmt, w_fmt: Fmt, n_in: int) -> int:

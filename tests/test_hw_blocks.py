@@ -369,6 +369,8 @@ def test_ranged_values_follow_their_spans():
         "round_shift": (round_shift(a * b, 3), lambda x, y: int(round_shift(x * y, 3))),
         "saturate": (saturate(a * b, Fmt(9, 0)), lambda x, y: min(max(x * y, -256), 255)),
         "clip": ((a + b).clip(0, 50), lambda x, y: min(max(x + y, 0), 50)),
+        "relu_saturate": ((a * b).clip(0, 127), lambda x, y: min(max(x * y, 0), 127)),
+        "unsigned_saturate": ((b * b).clip(0, 255), lambda x, y: min(y * y, 255)),
     }
     assert exprs["square"][0].span == Span(0, 10000) and exprs["clip"][0].span == Span(0, 50)
     assert span_shape(Span(0, 255)) == unsigned(8) and span_shape(Span(-129, 0)) == signed(9)
