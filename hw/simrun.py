@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from amaranth.sim import Simulator
 
-from .core import MODE_CODES, VAECore
+from .core import Mode, VAECore
 
 __all__ = ["SETTLE", "run_core", "run_simulation"]
 
@@ -62,7 +62,7 @@ def run_core(core: VAECore, jobs, *, p_gap: float = 0.0, p_stall: float = 0.0,
         words: list[tuple[int, int]] = []
         while len(outputs) < len(jobs):
             if not cmd_hold and cmd_k < len(jobs) and not (p_cmd_gap and rng.random() < p_cmd_gap):
-                ctx.set(core.cmd.payload, {"mode": MODE_CODES[jobs[cmd_k][0]]})
+                ctx.set(core.cmd.payload, {"mode": Mode[jobs[cmd_k][0]]})
                 ctx.set(core.cmd.valid, 1)
                 cmd_hold = True
             if not in_hold and in_k < len(in_words) and not (p_gap and rng.random() < p_gap):
