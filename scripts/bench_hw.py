@@ -39,36 +39,28 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "build/bench/hw.json")
     args = parser.parse_args(argv)
 
-    import numpy as np
-
     from hw.core import VAECore
     from hw.estimate import estimate
-    from hw.random_artifact import random_artifact, random_inputs
-    from hw.simrun import run_core
     from model.artifact import load_artifact
-    from model.golden import GoldenModel, Sampler
+    from model.random_artifact import random_artifact
+    from sim.pysim import job_errors, random_jobs, run_core
 
     if (args.artifact / "artifact.json").exists() or args.artifact.is_file():
         art = load_artifact(args.artifact)
         source = str(args.artifact)
     else:
         art = random_artifact("mnist")
-        source = "hw.random_artifact('mnist') (trained artifact not found at " \
+        source = "model.random_artifact('mnist') (trained artifact not found at " \
                  f"{args.artifact})"
-    x = random_inputs(art, 1, seed=0)[0]
-    job = (args.mode, None if args.mode == "generate" else x)
-    gold = GoldenModel(art)
-    want = gold.run(args.mode, n=1, sampler=Sampler(art.sampler)) if args.mode == "generate" \
-        else gold.run(args.mode, x[None, :], sampler=Sampler(art.sampler))
+    jobs = random_jobs(art, [args.mode], seed=0)
 
     rows = []
     for lanes in args.lanes:
         est = estimate(art, lanes)
         t0 = time.time()
-        outputs, timing = run_core(VAECore(art, lanes), [job])
+        outputs, timing = run_core(VAECore(art, lanes), jobs)
         wall = time.time() - t0
-        got = np.array([d for d, _ in outputs[0]])
-        exact = got.shape == want[0].shape and bool(np.all(got == want[0]))
+        exact = not job_errors(art, jobs, outputs)
         cycles = timing[0][1] - timing[0][0] + 1
         ideal = est.ideal_cycles[args.mode]
         rows.append({

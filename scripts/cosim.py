@@ -34,6 +34,7 @@ os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 import numpy as np  # noqa: E402
 
 from hw.estimate import parse_lanes  # noqa: E402
+from hw.presets import preset_lanes_help  # noqa: E402
 from model.fixed import MODES  # noqa: E402
 from sim import exchange  # noqa: E402
 from sim.runner import SIMULATORS, SimulationFailed, SimulatorMissing, simulator_problem  # noqa: E402
@@ -48,7 +49,7 @@ def parse_args(argv=None):
                      help="use build/<preset>/quant")
     src.add_argument("--random", choices=("iris", "mnist"), metavar="PRESET",
                      help="a deterministic random artifact of the preset's shape "
-                          "(hw.random_artifact; no training needed)")
+                          "(model.random_artifact; no training needed)")
     p.add_argument("--sim", default="both", choices=(*SIMULATORS, "both"))
     p.add_argument("--mode", default="all", choices=(*MODES, "all"))
     p.add_argument("--images", type=int, default=None,
@@ -59,7 +60,7 @@ def parse_args(argv=None):
                         "Verilator on the MNIST core); default: same as --images")
     p.add_argument("--lanes", type=parse_lanes, default=None,
                    help="MAC lanes: one int, or one per layer, comma-separated "
-                        "(default: iris 4, mnist 16)")
+                        f"(default: the preset's, {preset_lanes_help()})")
     p.add_argument("--stall", type=float, default=0.0,
                    help="probability per cycle of a valid/ready gap (0 for speed runs)")
     p.add_argument("--burst", type=int, default=3, help="longest stall, cycles")
@@ -92,15 +93,9 @@ def load_inputs(artifact, preset: str, data_dir=None) -> np.ndarray:
 
 def load(args):
     if args.random:
-        from hw.random_artifact import random_artifact, random_inputs
+        from model.random_artifact import random_artifact
         artifact = random_artifact(args.random)
-        preset = args.random
-        n = args.images or (150 if preset == "iris" else 1000)
-        try:
-            x = load_inputs(artifact, preset, args.data_dir)
-        except Exception:  # noqa: BLE001 - data not installed: random inputs will do
-            x = random_inputs(artifact, n)
-        return artifact, preset, x
+        return artifact, args.random, load_inputs(artifact, args.random, args.data_dir)
     from model.artifact import load_artifact
     path = args.artifact if args.artifact else REPO / "build" / args.preset / "quant"
     if not path.exists():
@@ -129,8 +124,8 @@ def fmt_table(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from model.golden import GoldenModel
-    from sim.cosim import CoreCosim, core_design
+    from sim.cosim import CoreCosim, golden_outputs
+    from sim.designs import core_design
 
     artifact, preset, x_all = load(args)
     sims = list(SIMULATORS) if args.sim == "both" else [args.sim]
@@ -152,22 +147,15 @@ def main(argv=None) -> int:
           f"{len(design.verilog) / 1e6:.1f} MB ({time.monotonic() - t0:.1f} s); "
           f"simulators {', '.join(sims)}; modes {', '.join(modes)}", flush=True)
 
-    golden = GoldenModel(artifact)
-    expected, inputs = {}, {}
-    for mode in modes:
-        count = n
-        x = None if mode == "generate" else x_all[:count]
-        expected[mode] = (golden.run("generate", n=count) if mode == "generate"
-                          else golden.run(mode, x_int=x))
-        inputs[mode] = x
+    inputs = {mode: None if mode == "generate" else x_all[:n] for mode in modes}
+    expected = {mode: golden_outputs(artifact, mode, inputs[mode], n) for mode in modes}
 
     rows: list[dict] = []
     rtl: dict[str, np.ndarray] = {}
     failures: list[str] = []
     lock = threading.Lock()
 
-    cosims = {sim: CoreCosim(artifact, sim, lanes=design.meta["lanes"], design=design)
-              for sim in sims}
+    cosims = {sim: CoreCosim(artifact, sim, design=design) for sim in sims}
     built: dict[str, float] = {}
 
     def ensure_built(sim: str) -> float:

@@ -6,7 +6,7 @@
     python scripts/gen_verilog.py --random mnist --lanes 16 --out build/rtl_random   # no training needed
 
 ``--lanes`` is one value for every layer or one per layer (encoder then
-decoder order).  The Verilog is reproducible: Amaranth's bundled Yosys, no
+decoder order); the default is the preset's (:mod:`hw.presets`).  The Verilog is reproducible: Amaranth's bundled Yosys, no
 ``src`` attributes unless ``--emit-src``.
 """
 
@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
 from hw.estimate import parse_lanes  # noqa: E402
+from hw.presets import default_lanes, preset_lanes_help  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -29,8 +30,9 @@ def main(argv=None) -> int:
     src.add_argument("--artifact", type=Path, help="artifact directory (or its artifact.json)")
     src.add_argument("--random", metavar="PRESET", choices=["iris", "mnist"],
                      help="a deterministic random artifact of a preset's shape instead")
-    parser.add_argument("--lanes", type=parse_lanes, default=16,
-                        help="MAC lanes: one int, or one per layer, comma-separated (default 16)")
+    parser.add_argument("--lanes", type=parse_lanes, default=None,
+                        help="MAC lanes: one int, or one per layer, comma-separated (default: "
+                             f"the preset's, {preset_lanes_help()})")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--name", help="Verilog module name (default fxvae_<preset>)")
     parser.add_argument("--hex", action="store_true", help="also write the ROMs as .hex files")
@@ -39,7 +41,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from model.artifact import ArtifactError, load_artifact
-    from hw.random_artifact import random_artifact
+    from model.random_artifact import random_artifact
     from hw.verilog import write_core
 
     if args.artifact is not None:
@@ -53,7 +55,8 @@ def main(argv=None) -> int:
     else:
         artifact = random_artifact(args.random)
     try:
-        paths = write_core(artifact, args.lanes, args.out, name=args.name, hex_files=args.hex,
+        lanes = default_lanes(artifact.preset) if args.lanes is None else args.lanes
+        paths = write_core(artifact, lanes, args.out, name=args.name, hex_files=args.hex,
                            emit_src=args.emit_src)
     except (ValueError, TypeError) as exc:
         parser.error(str(exc))

@@ -180,7 +180,7 @@ def _cocotb_version() -> str:
 class Simulation:
     """One design built for one simulator.
 
-    ``Simulation(design, "verilator").run("sim.tb_core", "run_images", config)``
+    ``Simulation(design, "verilator").run("sim.cocotb_core", "run_images", config)``
     builds on first use (or reuses a build of the same Verilog and flags)
     and runs one cocotb test in one simulator process.
     """

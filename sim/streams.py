@@ -79,7 +79,7 @@ def reader(handle):
 
 
 class Payload:
-    """Packs/unpacks one stream's payload per its shape description (:mod:`sim.ports`)."""
+    """Packs/unpacks one stream's payload per its shape description (:func:`hw.ports.describe_shape`)."""
 
     def __init__(self, shape: dict):
         self.width = shape["width"]

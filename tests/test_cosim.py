@@ -90,7 +90,7 @@ def test_stream_infrastructure_icarus(tmp_path):
               "phases": [{"inputs": "x", "expected": "y"}],
               "stall_in": 0.4, "stall_out": 0.4, "burst": 5, "seed": 3}
     sim = Simulation(design_from_component(_adder(), "tiny_increment"), "icarus")
-    results = sim.run("sim.tb_blocks", "stream_map", config, workdir=tmp_path, quiet=True)
+    results = sim.run("sim.cocotb_blocks", "stream_map", config, workdir=tmp_path, quiet=True)
     assert results["mismatched_words"] == 0 and results["protocol_errors"] == []
     assert results["sent"] == results["received"] == len(x)
 

@@ -22,7 +22,7 @@ from model.fixed import (
     LFSR_BANK, Fmt, eps_from_uniforms, lfsr_step, odd_poly, reparam, sampler_spec, saturate,
     sigma_rom_contents, sigma_rom_index, sigma_rom_spec, sigmoid, sigmoid_spec,
 )
-from hwsim import run_stream
+from sim.pysim import run_stream
 
 KINDS = ("taylor5", "minimax5")
 

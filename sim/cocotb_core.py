@@ -1,5 +1,9 @@
 """cocotb tests for ``VAECore`` (:mod:`hw.core`) against the golden model.
 
+The ``cocotb_`` modules run inside the Verilog simulator (Icarus, Verilator)
+and drive the generated Verilog; :mod:`sim.pysim` drives the Amaranth
+components in Amaranth's own simulator.
+
 Protocol under test (hw/core.py): a ``cmd`` word ``{mode}`` starts a job;
 modes that take an image read ``input_dim`` words on ``i``; the job emits
 words ``{data, last}`` on ``o`` until one with ``last``.  One job at a time:
