@@ -22,13 +22,12 @@ import numpy as np
 
 from model.artifact import Artifact, DenseSpec
 from model.fixed import (
-    LFSR_BANK, MODES, N_UNIFORMS, UNIFORM_BITS, Fmt, Lfsr, SamplerSpec, dense,
+    LFSR_BANK, MODES, N_UNIFORMS, UNIFORM_BITS, Fmt, SamplerSpec, dense,
     eps_from_uniforms, lfsr_stream, reparam, sigma_rom_contents, sigma_rom_index,
     sigmoid,
 )
 
-__all__ = ["FLOAT64_EXACT_LIMIT", "float64_exact", "GoldenModel", "Sampler", "lfsr_is_maximal",
-           "uniform_sum_pmf", "eps_distribution", "exact_sampler_stats", "ks_distance_to_normal"]
+__all__ = ["FLOAT64_EXACT_LIMIT", "float64_exact", "GoldenModel", "Sampler"]
 
 #: Every integer of magnitude <= 2**53 is a float64, so sums of such stay exact.
 FLOAT64_EXACT_LIMIT = 2 ** 53
@@ -52,49 +51,6 @@ def float64_exact(layer: DenseSpec) -> bool:
 
 # --------------------------------------------------------------------------
 # Sampler
-
-
-def _gf2_mulmod(a: int, b: int, poly: int, n: int) -> int:
-    """a*b mod poly over GF(2), polynomials as bit masks (bit i = x**i)."""
-    out = 0
-    while b:
-        if b & 1:
-            out ^= a
-        b >>= 1
-        a <<= 1
-        if (a >> n) & 1:
-            a ^= poly
-    return out
-
-
-def _gf2_powmod_x(exponent: int, poly: int, n: int) -> int:
-    result, base = 1, 2  # 2 is the polynomial x
-    while exponent:
-        if exponent & 1:
-            result = _gf2_mulmod(result, base, poly, n)
-        base = _gf2_mulmod(base, base, poly, n)
-        exponent >>= 1
-    return result
-
-
-def lfsr_is_maximal(lfsr: Lfsr) -> bool:
-    """Period ``2**n - 1`` proved by the primitive-polynomial test.
-
-    The recurrence's characteristic polynomial ``p = x**n + sum_k x**(n-k)`` is
-    primitive iff ``x**(2**n-1) = 1 (mod p)`` and ``x**((2**n-1)/q) != 1`` for
-    every prime ``q | 2**n-1``; then every nonzero state lies on one cycle of
-    length ``2**n - 1``.
-    """
-    from sympy import factorint
-
-    n = lfsr.length
-    poly = 1 << n
-    for k in lfsr.taps:
-        poly ^= 1 << (n - k)
-    order = (1 << n) - 1
-    if _gf2_powmod_x(order, poly, n) != 1:
-        return False
-    return all(_gf2_powmod_x(order // q, poly, n) != 1 for q in factorint(order))
 
 
 class Sampler:
@@ -133,51 +89,6 @@ class Sampler:
     def draw(self, n: int) -> np.ndarray:
         """The next ``n`` eps values, ints in ``spec.eps_fmt``."""
         return eps_from_uniforms(self.uniform_sums(n), self.spec)
-
-
-def uniform_sum_pmf() -> np.ndarray:
-    """Exact pmf of the sum of the 12 uniforms on ``[0, 2**12)``, index = sum.
-
-    Each convolution with a 4096-wide box is a difference of cumulative sums
-    (exact to float64 rounding, ~1e-16 absolute).
-    (Over a full period a maximal LFSR's 12-bit window misses the all-zero
-    pattern once in ``2**(n-12)``: a deviation below ``2**-29``, ignored.)
-    """
-    width = 1 << UNIFORM_BITS
-    pmf = np.full(width, 1.0 / width)
-    for _ in range(N_UNIFORMS - 1):
-        pad = np.zeros(width - 1)
-        cum = np.concatenate([np.zeros(1), np.cumsum(np.concatenate([pad, pmf, pad]))])
-        pmf = (cum[width:] - cum[:len(pmf) + width - 1]) / width
-    return np.maximum(pmf, 0.0)  # cancellation leaves ~1e-17 noise where it is ~0
-
-
-def eps_distribution(spec: SamplerSpec) -> tuple[np.ndarray, np.ndarray]:
-    """The sampler's exact output distribution: (distinct eps ints ascending, pmf)."""
-    pmf = uniform_sum_pmf()
-    eps = eps_from_uniforms(np.arange(len(pmf), dtype=np.int64), spec)
-    values, inverse = np.unique(eps, return_inverse=True)
-    return values, np.bincount(inverse, weights=pmf)
-
-
-def exact_sampler_stats(spec: SamplerSpec) -> dict:
-    """KS distance to N(0, 1), reach, mean and variance of the exact eps distribution."""
-    values, pmf = eps_distribution(spec)
-    real = spec.eps_fmt.to_real(values)
-    mean = float(np.sum(pmf * real))
-    return {"correction": spec.correction, "eps_fmt": str(spec.eps_fmt),
-            "ks": ks_distance_to_normal(real, pmf), "reach_sigma": float(np.abs(real).max()),
-            "mean": mean, "variance": float(np.sum(pmf * (real - mean) ** 2)),
-            "n_atoms": int(len(values))}
-
-
-def ks_distance_to_normal(values: np.ndarray, pmf: np.ndarray) -> float:
-    """sup |F - Phi| for a discrete distribution (atoms ``values``, ascending)."""
-    from scipy.stats import norm
-
-    cdf = np.cumsum(pmf)
-    phi = norm.cdf(values)
-    return float(max(np.max(np.abs(cdf - phi)), np.max(np.abs(cdf - pmf - phi))))
 
 
 # --------------------------------------------------------------------------

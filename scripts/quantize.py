@@ -23,9 +23,9 @@ from model.artifact import ArtifactError, save_artifact  # noqa: E402
 from model.data import DataError, load_dataset  # noqa: E402
 from model.fixed import SIGMOID_KINDS  # noqa: E402
 from model.golden import Sampler  # noqa: E402
+from model.evaluate import quant_report, sigmoid_unit_curves, wbits_sweep  # noqa: E402
 from model.quantize import (  # noqa: E402
-    WEIGHT_RULES, build_artifact, format_table, parse_override, quant_report, quantize_model,
-    range_checks, sigmoid_unit_curves, wbits_sweep,
+    WEIGHT_RULES, build_artifact, format_table, parse_override, quantize_model, range_checks,
 )
 from model.train import configure_determinism  # noqa: E402
 from model.vae import CheckpointError, load_checkpoint  # noqa: E402
