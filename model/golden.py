@@ -23,8 +23,8 @@ import numpy as np
 from model.artifact import Artifact, DenseSpec
 from model.fixed import (
     LFSR_BANK, MODES, N_UNIFORMS, UNIFORM_BITS, Fmt, SamplerSpec, dense,
-    eps_from_uniforms, lfsr_stream, reparam, sigma_rom_contents, sigma_rom_index,
-    sigmoid,
+    eps_from_uniforms, lfsr_stream, reparam, requantize, sigma_rom_contents,
+    sigma_rom_index, sigmoid,
 )
 
 __all__ = ["FLOAT64_EXACT_LIMIT", "float64_exact", "GoldenModel", "Sampler"]
@@ -36,16 +36,16 @@ SIGMOID_TABLE_MAX_WIDTH = 20
 
 
 def float64_exact(layer: DenseSpec) -> bool:
-    """True when the layer's matmul is exact in float64 (so BLAS may do it).
+    """True when the layer's accumulator is exact in float64 (so BLAS may sum it).
 
-    Each product is an integer with ``|x*w| <= 2**(wx-1) * 2**(ww-1)``; any
-    partial sum, in any order BLAS picks, is bounded by the sum of all
-    ``n_in`` magnitudes, ``n_in * 2**(wx+ww-2)``.  When that is at most
-    ``2**53`` every product and every partial sum is an integer that float64
-    holds exactly, so no addition rounds.  The bias is added afterwards in
-    int64.
+    Each product is an integer with ``|x*w| <= 2**(wx-1) * 2**(ww-1)`` and the
+    bias one in ``layer.bias_fmt``, so ``|b| <= 2**(bias width - 1)``; any
+    partial sum, in any order BLAS picks, is bounded by the sum of all those
+    magnitudes.  When that is at most ``2**53`` every term and every partial
+    sum is an integer that float64 holds exactly, so no addition rounds.
     """
-    bound = layer.n_in * 2 ** (layer.in_fmt.width - 1) * 2 ** (layer.w_fmt.width - 1)
+    bound = (layer.n_in * 2 ** (layer.in_fmt.width - 1) * 2 ** (layer.w_fmt.width - 1)
+             + 2 ** (layer.bias_fmt.width - 1))
     return bound <= FLOAT64_EXACT_LIMIT
 
 
@@ -110,8 +110,8 @@ class GoldenModel:
         self.latent_dim = artifact.latent_dim
         self.float_layers = {layer.name for layer in artifact.layers
                              if matmul == "auto" and float64_exact(layer)}
-        self._w_float = {name: artifact.weights[name].astype(np.float64).T
-                         for name in self.float_layers}
+        self._w_float = {name: np.vstack([artifact.weights[name].T, artifact.biases[name]])
+                         .astype(np.float64) for name in self.float_layers}
         self._rom = sigma_rom_contents(artifact.sigma_rom)
         # The sigmoid unit is a pure function of one logit: tabulate it over its whole
         # domain, entry i holding logit i mod 2**width, so a negative logit indexes from the end.
@@ -128,16 +128,18 @@ class GoldenModel:
         return self.artifact.input_fmt.quantize(x_real)
 
     def dense(self, layer: DenseSpec, x: np.ndarray) -> np.ndarray:
-        """One layer, as :func:`model.fixed.dense` computes it."""
+        """One layer, as :func:`model.fixed.dense` computes it: the accumulator (bias
+        included) from float64 BLAS where :func:`float64_exact` allows, then the same
+        requantize."""
         w, b = self.artifact.weights[layer.name], self.artifact.biases[layer.name]
-        shift = layer.acc_frac - layer.out_fmt.frac
-        if layer.name not in self.float_layers or shift <= 0:
+        if layer.name not in self.float_layers:
             return dense(x, w, b, layer.in_fmt, layer.w_fmt, layer.out_fmt, layer.activation)
-        acc = (x.astype(np.float64) @ self._w_float[layer.name]).astype(np.int64)
-        acc += b + (1 << (shift - 1))  # requantize in place: round_shift's half in the bias,
-        acc >>= shift                  # then saturate (and ReLU) in one clip
-        low = 0 if layer.activation == "relu" else layer.out_fmt.min_int
-        return np.clip(acc, low, layer.out_fmt.max_int, out=acc)
+        x_one = np.empty((len(x), layer.n_in + 1))  # [x | 1] @ [W^T ; b] = x W^T + b
+        x_one[:, :-1] = x
+        x_one[:, -1] = 1.0
+        acc = (x_one @ self._w_float[layer.name]).astype(np.int64)
+        out = requantize(acc, layer.acc_frac, layer.out_fmt)
+        return np.maximum(out, 0, out=out) if layer.activation == "relu" else out
 
     def _check_input(self, x_int) -> np.ndarray:
         x = np.asarray(x_int)

@@ -25,8 +25,8 @@ from model.fixed import LOGVAR_RANGE, SIGMOID_KINDS, Fmt, sampler_spec, sigma_ro
 from model.vae import VAE
 
 __all__ = ["Z_SIGMAS", "GENERATE_RANGE", "layer_modules", "modules_by_name", "float64_copy",
-           "Calibration", "calibrate", "fmt_for", "parse_override", "WEIGHT_RULES", "weight_fmt",
-           "Plan", "choose_formats", "build_artifact", "RangeCheck", "range_checks",
+           "Calibration", "calibrate", "saturates", "fmt_for", "parse_override", "WEIGHT_RULES",
+           "weight_fmt", "Plan", "choose_formats", "build_artifact", "RangeCheck", "range_checks",
            "format_table", "quantize_model"]
 
 #: z must hold mu +- Z_SIGMAS * sigma (recon_sample) and +-GENERATE_RANGE (generate).
@@ -105,12 +105,19 @@ def calibrate(model: VAE, x_train: np.ndarray, sigmoid_kind: str, seed: int = 0)
 # Formats
 
 
+def saturates(values, fmt: Fmt) -> np.ndarray:
+    """Which ``values`` (reals) :meth:`Fmt.quantize` would saturate in ``fmt``: those
+    that round (by its rule) outside ``fmt``'s range, read in a format one bit wider."""
+    rounded = Fmt(fmt.width + 1, fmt.frac).quantize(values)
+    return (rounded > fmt.max_int) | (rounded < fmt.min_int)
+
+
 def fmt_for(max_abs: float, width: int) -> Fmt:
     """The ``width``-bit format with the most fraction bits in which ``+-max_abs``
     round without saturating."""
     int_bits = math.floor(math.log2(max_abs)) + 1 if max_abs > 0 else 0
     fmt = Fmt(width, width - 1 - int_bits)
-    while math.floor(max_abs * 2.0 ** fmt.frac + 0.5) > fmt.max_int:  # rounds up past the top
+    while saturates([max_abs, -max_abs], fmt).any():  # max_abs may round up past the top
         fmt = Fmt(width, fmt.frac - 1)
     return fmt
 
@@ -272,8 +279,7 @@ class RangeCheck:
 
 
 def _check(tensor: str, values: np.ndarray, fmt: Fmt, intended: bool = False) -> RangeCheck:
-    scaled = np.floor(np.asarray(values, dtype=np.float64) * 2.0 ** fmt.frac + 0.5)
-    n_sat = int(np.count_nonzero((scaled > fmt.max_int) | (scaled < fmt.min_int)))
+    n_sat = int(np.count_nonzero(saturates(values, fmt)))
     return RangeCheck(tensor, fmt, float(np.max(np.abs(values))), n_sat, int(np.size(values)),
                       intended)
 

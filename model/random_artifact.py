@@ -45,7 +45,7 @@ def random_artifact(preset: str = "iris", seed: int = 0, *, shape=None,
             spec = DenseSpec(name, n_in, n_out, in_fmt, w_fmt, act_fmt, "linear" if last else "relu")
             std = np.sqrt(2.0 / n_in)
             w = w_fmt.quantize(rng.normal(0, std, size=(n_out, n_in)))
-            b = np.round(rng.normal(0, 0.1, size=n_out) * 2.0 ** spec.acc_frac).astype(np.int64)
+            b = spec.bias_fmt.quantize(rng.normal(0, 0.1, size=n_out))
             layers[side].append(spec)
             weights[name] = w
             biases[name] = b

@@ -8,15 +8,19 @@ from model.artifact import DenseSpec
 from model.fixed import Fmt, dense, requantize, sigmoid
 from model.golden import FLOAT64_EXACT_LIMIT, GoldenModel, Sampler, float64_exact
 from model.qat import QATVAE, fake_quant
+from model.random_artifact import random_artifact, random_inputs
 from model.evaluate import evaluate
 
 
-def test_float64_bound_is_tight():
+def test_float64_bound():
     layer = lambda n_in, wx, ww: DenseSpec("l", n_in, 1, Fmt(wx, 0), Fmt(ww, 0), Fmt(8, 0),  # noqa
                                           "linear")
-    assert float64_exact(layer(784, 16, 8))                 # 784 * 2**22 ~ 2**31.6
-    assert float64_exact(layer(2 ** 13, 21, 21))            # exactly 2**53
-    assert not float64_exact(layer(2 ** 13 + 1, 21, 21))
+    assert float64_exact(layer(784, 16, 8))                # 784 * 2**22 + 2**33 ~ 2**33.5
+    # products + bias: 2**13 * 2**38 + 2**52 = 1.5 * 2**52; one input more widens the
+    # accumulator, so the bias format, by a bit: 8193 * 2**38 + 2**53 > 2**53
+    assert float64_exact(layer(2 ** 13, 20, 20))
+    assert not float64_exact(layer(2 ** 13 + 1, 20, 20))
+    assert not float64_exact(layer(2 ** 12, 21, 21))       # 2**52 + 2**53
     # why the bound matters: past 2**53 float64 sums round
     x, w = np.array([[FLOAT64_EXACT_LIMIT, 1]]), np.array([[1], [1]])
     assert int((x.astype(float) @ w.astype(float))[0, 0]) != int((x @ w)[0, 0])
@@ -34,6 +38,18 @@ def test_fast_path_equals_int64_path(wbits, abits, quantize_tiny, iris_data):
     for mode in ("recon_mu", "recon_sample", "encode"):
         assert np.array_equal(fast.run(mode, x), slow.run(mode, x))
     assert np.array_equal(fast.run("generate", n=7), slow.run("generate", n=7))
+
+
+def test_fast_path_when_the_output_is_finer_than_the_accumulator():
+    """acc_frac <= out_fmt.frac (requantize shifts left, saturating first): both paths agree."""
+    art = random_artifact("iris", seed=2, act_fmt=Fmt(16, 14), w_fmt=Fmt(8, 0),
+                          input_fmt=Fmt(9, 8))
+    assert [l.acc_frac - l.out_fmt.frac for l in art.layers] == [-6, 0, 0, 0]
+    fast, slow = GoldenModel(art), GoldenModel(art, matmul="int64")
+    assert fast.float_layers == {l.name for l in art.layers}
+    x = random_inputs(art, 50, seed=3)
+    for mode in ("recon_mu", "recon_sample", "encode"):
+        assert np.array_equal(fast.run(mode, x), slow.run(mode, x))
 
 
 def test_modes_follow_the_datapath(quantize_tiny, iris_data):
