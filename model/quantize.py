@@ -22,12 +22,13 @@ import torch
 
 from model.artifact import Artifact, DenseSpec
 from model.fixed import LOGVAR_RANGE, SIGMOID_KINDS, Fmt, sampler_spec, sigma_rom_spec, sigmoid_spec
+from model.tables import format_table
 from model.vae import VAE
 
 __all__ = ["Z_SIGMAS", "GENERATE_RANGE", "layer_modules", "modules_by_name", "float64_copy",
            "Calibration", "calibrate", "saturates", "fmt_for", "parse_override", "WEIGHT_RULES",
            "weight_fmt", "Plan", "choose_formats", "build_artifact", "RangeCheck", "range_checks",
-           "format_table", "quantize_model"]
+           "range_table", "quantize_model"]
 
 #: z must hold mu +- Z_SIGMAS * sigma (recon_sample) and +-GENERATE_RANGE (generate).
 Z_SIGMAS = 4.0
@@ -298,13 +299,11 @@ def range_checks(model: VAE, plan: Plan, calib: Calibration) -> list[RangeCheck]
     return checks
 
 
-def format_table(checks: list[RangeCheck]) -> str:
-    rows = [("tensor", "format", "range", "calib max", "saturated")]
-    rows += [(c.tensor, str(c.fmt), f"[{c.fmt.min_real:.4g}, {c.fmt.max_real:.4g}]",
-              f"{c.max_abs:.4g}", f"{c.n_saturated}/{c.n_values}") for c in checks]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
-                     for row in rows)
+def range_table(checks: list[RangeCheck]) -> str:
+    """Every tensor's format, its range and its calibrated range, as text."""
+    return format_table(("tensor", "format", "range", "calib max", "saturated"), [
+        (c.tensor, c.fmt, f"[{c.fmt.min_real:.4g}, {c.fmt.max_real:.4g}]", f"{c.max_abs:.4g}",
+         f"{c.n_saturated}/{c.n_values}") for c in checks])
 
 
 # --------------------------------------------------------------------------

@@ -43,6 +43,7 @@ def main(argv=None) -> int:
     from hw.estimate import estimate
     from model.artifact import load_artifact
     from model.random_artifact import random_artifact
+    from model.tables import format_table
     from sim.pysim import job_errors, random_jobs, run_core
 
     if (args.artifact / "artifact.json").exists() or args.artifact.is_file():
@@ -81,12 +82,12 @@ def main(argv=None) -> int:
     args.out.write_text(json.dumps({"artifact": source, "preset": art.preset, "mode": args.mode,
                                     "rows": rows}, indent=1) + "\n")
     print()
-    print(f"{'lanes':>5} {'sim cycles':>10} {'model':>8} {'MACs/lanes':>10} {'sim/ideal':>9} "
-          f"{'exact':>5} {'mults':>5} {'ROM kbit':>8}")
-    for r in rows:
-        print(f"{str(r['lanes']):>5} {r['sim_cycles']:10d} {r['model_cycles']:8d} "
-              f"{r['ideal_cycles']:10.0f} {r['sim_over_ideal']:9.3f} {str(r['bit_exact']):>5} "
-              f"{sum(r['multipliers'].values()):5d} {r['rom_bits'] / 1000:8.1f}")
+    head = ("lanes", "sim cycles", "model", "MACs/lanes", "sim/ideal", "exact", "mults",
+            "ROM kbit")
+    print(format_table(head, [
+        (r["lanes"], r["sim_cycles"], r["model_cycles"], f"{r['ideal_cycles']:.0f}",
+         f"{r['sim_over_ideal']:.3f}", r["bit_exact"], sum(r["multipliers"].values()),
+         f"{r['rom_bits'] / 1000:.1f}") for r in rows], right=range(len(head))))
     print(f"\n{args.out}  (artifact: {source})")
     return 0 if all(r["bit_exact"] and r["sim_minus_model"] == 0 for r in rows) else 1
 

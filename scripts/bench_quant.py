@@ -29,6 +29,7 @@ from model.fixed import sampler_spec, sigmoid_spec  # noqa: E402
 from model.golden import GoldenModel, Sampler  # noqa: E402
 from model.qat import finetune  # noqa: E402
 from model.quantize import build_artifact, quantize_model  # noqa: E402
+from model.tables import format_table  # noqa: E402
 from model.sampler_stats import draw_stats, exact_sampler_stats, lfsr_periods  # noqa: E402
 from model.train import configure_determinism  # noqa: E402
 from model.vae import load_checkpoint  # noqa: E402
@@ -105,13 +106,9 @@ def goal_table(r: dict) -> list[dict]:
 
 
 def format_goals(goals: list[dict]) -> str:
-    rows = [("goal", "measured", "limit", "pass")]
-    rows += [(g["goal"], f"{g['measured']:.6g}", g["limit"], "yes" if g["pass"] else "NO")
-             for g in goals]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return format_table(("goal", "measured", "limit", "pass"), [
+        (g["goal"], f"{g['measured']:.6g}", g["limit"], "yes" if g["pass"] else "NO")
+        for g in goals])
 
 
 def main(argv=None) -> dict:

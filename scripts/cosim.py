@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 from hw.estimate import parse_lanes  # noqa: E402
 from hw.presets import preset_lanes_help  # noqa: E402
 from model.fixed import MODES  # noqa: E402
+from model.tables import format_table  # noqa: E402
 from sim import exchange  # noqa: E402
 from sim.runner import SIMULATORS, SimulationFailed, SimulatorMissing, simulator_problem  # noqa: E402
 
@@ -106,20 +107,14 @@ def load(args):
     return artifact, preset, load_inputs(artifact, preset, args.data_dir)
 
 
-def fmt_table(rows: list[dict]) -> str:
+def runs_table(rows: list[dict]) -> str:
     head = ("sim", "mode", "images", "mismatches", "cycles/img", "model", "thru cyc/img",
             "img/s", "sim s", "build s")
-    lines = [head]
-    for r in rows:
-        lines.append((r["sim"], r["mode"], str(r["images"]), str(r["mismatches"]),
-                      f"{r['cycles_per_image']:.1f}", str(r.get("latency_model", "")),
-                      f"{r['throughput_cycles_per_image']:.1f}",
-                      f"{r['images_per_second']:.1f}", f"{r['sim_seconds']:.1f}",
-                      f"{r.get('build_seconds', 0):.0f}"))
-    widths = [max(len(line[k]) for line in lines) for k in range(len(head))]
-    out = ["  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in lines]
-    out.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(out)
+    return format_table(head, [
+        (r["sim"], r["mode"], r["images"], r["mismatches"], f"{r['cycles_per_image']:.1f}",
+         r.get("latency_model", ""), f"{r['throughput_cycles_per_image']:.1f}",
+         f"{r['images_per_second']:.1f}", f"{r['sim_seconds']:.1f}",
+         f"{r.get('build_seconds', 0):.0f}") for r in rows], right=range(2, len(head)))
 
 
 def main(argv=None) -> int:
@@ -249,7 +244,7 @@ def main(argv=None) -> int:
     arrays["x"] = x_all[:n]
     np.savez_compressed(out / "cosim_rtl.npz", **arrays)
     print()
-    print(fmt_table(speed_rows))
+    print(runs_table(speed_rows))
     print(f"\n{summary['mismatches']} mismatching images, {summary['protocol_errors']} protocol "
           f"errors, {len(failures)} failed runs; {summary['wall_seconds']:.0f} s; "
           f"results in {out / 'cosim.json'}")

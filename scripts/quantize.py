@@ -25,8 +25,9 @@ from model.fixed import SIGMOID_KINDS  # noqa: E402
 from model.golden import Sampler  # noqa: E402
 from model.evaluate import quant_report, sigmoid_unit_curves, wbits_sweep  # noqa: E402
 from model.quantize import (  # noqa: E402
-    WEIGHT_RULES, build_artifact, format_table, parse_override, quantize_model, range_checks,
+    WEIGHT_RULES, build_artifact, parse_override, quantize_model, range_checks, range_table,
 )
+from model.tables import format_table  # noqa: E402
 from model.train import configure_determinism  # noqa: E402
 from model.vae import CheckpointError, load_checkpoint  # noqa: E402
 
@@ -67,8 +68,7 @@ def parse_args(argv):
 
 def comparison_table(report: dict) -> str:
     sig = report["sigmoid_max_error"]
-    rows = [("metric (test split)", "float", "quantized"),
-            ("recon MSE (decode mu)", f"{report['float_mse']:.6f}",
+    rows = [("recon MSE (decode mu)", f"{report['float_mse']:.6f}",
              f"{report['quant_mse']:.6f}  (x{report['mse_ratio']:.4f})"),
             ("PSNR dB", f"{report['float_psnr']:.3f}", f"{report['quant_psnr']:.3f}"),
             ("ELBO nats (same eps)", f"{report['float_elbo']:.3f}", f"{report['quant_elbo']:.3f}"),
@@ -78,10 +78,7 @@ def comparison_table(report: dict) -> str:
             ("sigmoid max error", f"{sig['approx_max_error_on_inputs']:.5f}",
              f"{sig['unit_max_error']:.5f}"),
             ("eps KS to N(0,1) (exact)", "", f"{report['gaussian_ks']['ks']:.3g}")]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return format_table(("metric (test split)", "float", "quantized"), rows)
 
 
 def write_figures(out: Path, sweep: list[dict], artifact) -> None:
@@ -184,7 +181,7 @@ def main(argv=None) -> dict:
         print(f"WARNING: {message}", file=sys.stderr)
     for message in report["range_notes"]:
         print(f"note: {message}", file=sys.stderr)
-    print(format_table(checks))
+    print(range_table(checks))
     print()
     print(comparison_table(report))
     print(f"\nwrote {out}/artifact.json, artifact.npz, quant_report.json and 3 figures "
