@@ -17,22 +17,18 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
 
-import numpy as np  # noqa: E402
 
 from model.artifact import ArtifactError, save_artifact  # noqa: E402
 from model.data import DataError, load_dataset  # noqa: E402
 from model.fixed import SIGMOID_KINDS  # noqa: E402
-from model.golden import Sampler  # noqa: E402
-from model.evaluate import quant_report, sigmoid_unit_curves, wbits_sweep  # noqa: E402
+from model import plots  # noqa: E402
+from model.evaluate import quant_report, wbits_sweep  # noqa: E402
 from model.quantize import (  # noqa: E402
     WEIGHT_RULES, build_artifact, parse_override, quantize_model, range_checks, range_table,
 )
 from model.tables import format_table  # noqa: E402
 from model.train import configure_determinism  # noqa: E402
 from model.vae import CheckpointError, load_checkpoint  # noqa: E402
-
-SAMPLER_FIGURE_DRAWS = 200_000
-
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -82,52 +78,11 @@ def comparison_table(report: dict) -> str:
 
 
 def write_figures(out: Path, sweep: list[dict], artifact) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from scipy.special import expit
-    from scipy.stats import norm
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for rule in dict.fromkeys(r["rule"] for r in sweep):
-        rows = [r for r in sweep if r["rule"] == rule]
-        ax.plot([r["wbits"] for r in rows], [r["mse_ratio"] for r in rows], "o-",
-                label=f"weight rule {rule}")
-    ax.axhline(1.01, color="grey", ls="--", lw=0.8, label="1.01 x float")
-    ax.set(yscale="log", xlabel="weight bits", ylabel="quantized / float MSE",
-           title=f"{artifact.preset}: re-quantization sweep (no retraining)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "quant_wbits_sweep.png", dpi=120)
-    plt.close(fig)
-
-    x, unit, approx = sigmoid_unit_curves(artifact.sigmoid)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(x, approx - expit(x), lw=2, label=f"{artifact.sigmoid.kind} approximant")
-    ax.plot(x, unit - expit(x), lw=0.8, label=f"integer unit ({artifact.sigmoid.out_fmt} out)")
-    ax.set(xlabel=f"logit ({artifact.sigmoid.in_fmt})", ylabel="error vs exact sigmoid",
-           title="sigmoid unit over every representable input")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "quant_sigmoid_error.png", dpi=120)
-    plt.close(fig)
-
-    spec = artifact.sampler
-    eps = spec.eps_fmt.to_real(Sampler(spec).draw(SAMPLER_FIGURE_DRAWS))
-    fig, (hist, qq) = plt.subplots(1, 2, figsize=(9, 3.5))
-    grid = np.linspace(-5, 5, 401)
-    # Bins 1/16 wide hold the same number of eps lattice points each (no aliasing spikes).
-    hist.hist(eps, bins=160, range=(-5, 5), density=True, alpha=0.6, label="LFSR sampler")
-    hist.plot(grid, norm.pdf(grid), "k", lw=1, label="N(0, 1)")
-    hist.set(xlabel="eps", title=f"{SAMPLER_FIGURE_DRAWS:,} draws ({spec.correction})")
-    hist.legend()
-    probs = (np.arange(1, 1001) - 0.5) / 1000
-    qq.plot(norm.ppf(probs), np.quantile(eps, probs), ".", ms=3)
-    qq.plot([-4, 4], [-4, 4], "k", lw=0.8)
-    qq.set(xlabel="N(0, 1) quantile", ylabel="sampler quantile", title="Q-Q plot")
-    fig.tight_layout()
-    fig.savefig(out / "quant_sampler.png", dpi=120)
-    plt.close(fig)
+    """The three quantization figures (120 dpi, whole canvas) into ``out``."""
+    for name, fig in (("quant_wbits_sweep.png", plots.wbits_sweep_figure(sweep, artifact.preset)),
+                      ("quant_sigmoid_error.png", plots.sigmoid_error_figure(artifact.sigmoid)),
+                      ("quant_sampler.png", plots.sampler_figure(artifact.sampler))):
+        plots.save(fig, out / name, dpi=120, bbox_inches=None)
 
 
 def main(argv=None) -> dict:
