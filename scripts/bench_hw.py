@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """Cycles per image of the VAE core: Amaranth simulation vs the analytic model vs the limit.
 
-    python scripts/bench_hw.py                        # MNIST artifact, lanes 4 8 16 32
-    python scripts/bench_hw.py --lanes 16 32 --mode recon_mu
+    fxvae bench-hw                        # MNIST artifact, lanes 4 8 16 32 64
+    fxvae bench-hw --lanes 16 32 --mode recon_mu
 
 For each lane count (the same for every layer) one image is simulated
 cycle-accurately (input offered one word per clock, output always ready)
@@ -15,28 +14,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
-
-from hw.estimate import parse_lanes  # noqa: E402
+from hw.estimate import parse_lanes
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--artifact", type=Path, default=ROOT / "build/mnist/quant",
+def main(argv=None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--artifact", type=Path, default=Path("build/mnist/quant"),
                         help="artifact directory (default build/mnist/quant; a random artifact "
                              "of the MNIST shape is used if it does not exist)")
-    parser.add_argument("--lanes", type=parse_lanes, nargs="+", default=[4, 8, 16, 32],
+    parser.add_argument("--lanes", type=parse_lanes, nargs="+", default=[4, 8, 16, 32, 64],
                         help="lane configurations: ints, or one per layer like 64,20,16,64")
     parser.add_argument("--mode", default="recon_sample",
                         choices=["recon_mu", "recon_sample", "generate", "encode"])
-    parser.add_argument("--out", type=Path, default=ROOT / "build/bench/hw.json")
+    parser.add_argument("--out", type=Path, default=Path("build/bench/hw.json"))
     args = parser.parse_args(argv)
 
     from hw.core import VAECore

@@ -1,6 +1,6 @@
-"""Measure the quantization goals of issue 3 in one run.
+"""Measure the quantization, sigmoid, sampler and golden-model speed goals in one run.
 
-    python scripts/bench_quant.py  # build/mnist/checkpoint.pt -> build/bench/quant.json
+    fxvae bench-quant  # build/mnist/checkpoint.pt -> build/bench/quant.json
 
 Goals: MNIST W8/A16 quantized MSE <= 1.01 x float and W4 with QAT <= 1.10 x;
 sigmoid unit within its approximant's worst error + 1 LSB over every input;
@@ -10,29 +10,26 @@ cross-correlations below 4/sqrt(n); every LFSR primitive (period 2^n - 1);
 golden-model throughput >= 0.5 x the float PyTorch model on the same images.
 """
 
+import argparse
+import json
 import sys
+import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
-
-from model.data import load_dataset  # noqa: E402
-from model.evaluate import evaluate, sigmoid_unit_error  # noqa: E402
-from model.fixed import sampler_spec, sigmoid_spec  # noqa: E402
-from model.golden import GoldenModel, Sampler  # noqa: E402
-from model.qat import finetune  # noqa: E402
-from model.quantize import build_artifact, quantize_model  # noqa: E402
-from model.tables import format_table  # noqa: E402
-from model.sampler_stats import draw_stats, exact_sampler_stats, lfsr_periods  # noqa: E402
-from model.train import configure_determinism  # noqa: E402
-from model.vae import load_checkpoint  # noqa: E402
+from model.data import load_dataset
+from model.evaluate import evaluate, sigmoid_unit_error
+from model.fixed import sampler_spec, sigmoid_spec
+from model.golden import GoldenModel, Sampler
+from model.qat import finetune
+from model.quantize import build_artifact, quantize_model
+from model.sampler_stats import draw_stats, exact_sampler_stats, lfsr_periods
+from model.tables import format_table
+from model.train import configure_determinism
+from model.vae import load_checkpoint
 
 
 
@@ -111,8 +108,8 @@ def format_goals(goals: list[dict]) -> str:
         for g in goals])
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv=None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", default="build/mnist/checkpoint.pt")
     parser.add_argument("--out", default="build/bench/quant.json")
     parser.add_argument("--qat-epochs", type=int, default=3)
@@ -159,8 +156,8 @@ def main(argv=None) -> dict:
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(format_goals(goals))
     print(f"\nwrote {out}")
-    return result
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

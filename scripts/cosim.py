@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Sign-off co-simulation: the generated Verilog against the golden model, bit for bit.
 
-    python scripts/cosim.py --preset mnist --sim both --mode all --images 1000
+    fxvae cosim --preset mnist --sim both --mode all --images 1000
 
 For every simulator and mode: generate the core's Verilog (hw.core.VAECore,
 cached on disk), build it once per simulator, stream N images through it in
@@ -21,34 +20,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from hw.estimate import parse_lanes  # noqa: E402
-from hw.presets import preset_lanes_help  # noqa: E402
-from model.fixed import MODES  # noqa: E402
-from model.tables import format_table  # noqa: E402
-from sim import exchange  # noqa: E402
-from sim.runner import SIMULATORS, SimulationFailed, SimulatorMissing, simulator_problem  # noqa: E402
+from hw.estimate import parse_lanes
+from hw.presets import DEFAULT_LANES, preset_lanes_help
+from model.fixed import MODES
+from model.tables import format_table
+from sim import exchange
+from sim.runner import SIMULATORS, SimulationFailed, SimulatorMissing, simulator_problem
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+def parse_args(argv=None, prog=None):
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--artifact", type=Path, help="quantized artifact directory")
-    src.add_argument("--preset", choices=("iris", "mnist"),
+    src.add_argument("--preset", choices=list(DEFAULT_LANES),
                      help="use build/<preset>/quant")
-    src.add_argument("--random", choices=("iris", "mnist"), metavar="PRESET",
+    src.add_argument("--random", choices=list(DEFAULT_LANES), metavar="PRESET",
                      help="a deterministic random artifact of the preset's shape "
                           "(model.random_artifact; no training needed)")
     p.add_argument("--sim", default="both", choices=(*SIMULATORS, "both"))
@@ -98,7 +92,7 @@ def load(args):
         artifact = random_artifact(args.random)
         return artifact, args.random, load_inputs(artifact, args.random, args.data_dir)
     from model.artifact import load_artifact
-    path = args.artifact if args.artifact else REPO / "build" / args.preset / "quant"
+    path = args.artifact if args.artifact else Path("build") / args.preset / "quant"
     if not path.exists():
         hint = " (run `make train` first)" if args.preset else ""
         raise SystemExit(f"no artifact at {path}{hint}")
@@ -117,8 +111,8 @@ def runs_table(rows: list[dict]) -> str:
          f"{r.get('build_seconds', 0):.0f}") for r in rows], right=range(2, len(head)))
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def main(argv=None, prog: str | None = None) -> int:
+    args = parse_args(argv, prog)
     from sim.cosim import CoreCosim, golden_outputs
     from sim.designs import core_design
 
@@ -133,7 +127,7 @@ def main(argv=None) -> int:
     n = args.images if args.images is not None else len(x_all)
     if n > len(x_all) and set(modes) - {"generate"}:
         raise SystemExit(f"only {len(x_all)} images available, asked for {n}")
-    out = args.out or REPO / "build" / "sim" / preset
+    out = args.out or Path("build") / "sim" / preset
     out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.monotonic()

@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 """Generate the VAE core's Verilog (+ JSON description, optional $readmemh ROM files).
 
-    python scripts/gen_verilog.py --artifact build/mnist/quant --lanes 16 --out build/mnist/rtl --hex
-    python scripts/gen_verilog.py --artifact build/iris/quant --lanes 4,4,4,4 --out build/iris/rtl
-    python scripts/gen_verilog.py --random mnist --lanes 16 --out build/rtl_random   # no training needed
+    fxvae verilog --artifact build/mnist/quant --lanes 16 --out build/mnist/rtl --hex
+    fxvae verilog --artifact build/iris/quant --lanes 4,4,4,4 --out build/iris/rtl
+    fxvae verilog --random mnist --lanes 16 --out build/rtl_random   # no training needed
 
 ``--lanes`` is one value for every layer or one per layer (encoder then
 decoder order); the default is the preset's (:mod:`hw.presets`).  The Verilog is reproducible: Amaranth's bundled Yosys, no
@@ -13,22 +12,18 @@ decoder order); the default is the preset's (:mod:`hw.presets`).  The Verilog is
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
-
-from hw.estimate import parse_lanes  # noqa: E402
-from hw.presets import default_lanes, preset_lanes_help  # noqa: E402
+from hw.estimate import parse_lanes
+from hw.presets import DEFAULT_LANES, default_lanes, preset_lanes_help
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv=None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--artifact", type=Path, help="artifact directory (or its artifact.json)")
-    src.add_argument("--random", metavar="PRESET", choices=["iris", "mnist"],
+    src.add_argument("--random", metavar="PRESET", choices=list(DEFAULT_LANES),
                      help="a deterministic random artifact of a preset's shape instead")
     parser.add_argument("--lanes", type=parse_lanes, default=None,
                         help="MAC lanes: one int, or one per layer, comma-separated (default: "

@@ -1,6 +1,6 @@
 """Quantize a trained checkpoint into the fixed-point artifact, with a report.
 
-    python scripts/quantize.py --checkpoint build/mnist/checkpoint.pt --out build/mnist/quant
+    fxvae quantize --checkpoint build/mnist/checkpoint.pt --out build/mnist/quant
 
 Writes OUT/artifact.json + OUT/artifact.npz (the hardware contract),
 OUT/quant_report.json (float vs quantized on the TEST split, sigmoid unit and
@@ -8,31 +8,27 @@ sampler errors, the formats table) and three figures; prints the tables.
 Formats that cannot hold their calibrated range are printed as warnings.
 """
 
+import argparse
+import json
 import sys
+import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-
-
-from model.artifact import ArtifactError, save_artifact  # noqa: E402
-from model.data import DataError, load_dataset  # noqa: E402
-from model.fixed import SIGMOID_KINDS  # noqa: E402
-from model import plots  # noqa: E402
-from model.evaluate import quant_report, wbits_sweep  # noqa: E402
-from model.quantize import (  # noqa: E402
+from model import plots
+from model.artifact import ArtifactError, save_artifact
+from model.data import DataError, load_dataset
+from model.evaluate import quant_report, wbits_sweep
+from model.fixed import SIGMOID_KINDS
+from model.quantize import (
     WEIGHT_RULES, build_artifact, parse_override, quantize_model, range_checks, range_table,
 )
-from model.tables import format_table  # noqa: E402
-from model.train import configure_determinism  # noqa: E402
-from model.vae import CheckpointError, load_checkpoint  # noqa: E402
+from model.tables import format_table
+from model.train import configure_determinism
+from model.vae import CheckpointError, load_checkpoint
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="checkpoint.pt from scripts/train.py")
+def parse_args(argv, prog=None):
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="checkpoint.pt from fxvae train")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--wbits", type=int, default=8, help="weight width (default 8)")
     parser.add_argument("--abits", type=int, default=16, help="activation width (default 16)")
@@ -85,8 +81,8 @@ def write_figures(out: Path, sweep: list[dict], artifact) -> None:
         plots.save(fig, out / name, dpi=120, bbox_inches=None)
 
 
-def main(argv=None) -> dict:
-    args = parse_args(argv)
+def main(argv=None, prog: str | None = None) -> int:
+    args = parse_args(argv, prog)
     start = time.perf_counter()
     try:
         checkpoint = load_checkpoint(args.checkpoint)
@@ -141,8 +137,8 @@ def main(argv=None) -> dict:
     print(comparison_table(report))
     print(f"\nwrote {out}/artifact.json, artifact.npz, quant_report.json and 3 figures "
           f"in {report['seconds']:.1f} s")
-    return report
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

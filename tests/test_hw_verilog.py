@@ -80,9 +80,9 @@ def test_reproducible(tmp_path):
     assert a == b
     # and through the CLI, in a fresh process
     for out in ("a", "b"):
-        subprocess.run([sys.executable, str(ROOT / "scripts/gen_verilog.py"), "--random", "iris",
+        subprocess.run([sys.executable, "-m", "scripts.cli", "verilog", "--random", "iris",
                         "--lanes", "3", "--out", str(tmp_path / out)], check=True,
-                       capture_output=True)
+                       capture_output=True, cwd=ROOT)
     assert (tmp_path / "a/fxvae_iris.v").read_bytes() == (tmp_path / "b/fxvae_iris.v").read_bytes()
     assert (tmp_path / "a/fxvae_iris.json").read_bytes() == \
         (tmp_path / "b/fxvae_iris.json").read_bytes()
@@ -130,6 +130,8 @@ def test_check_ports_names_the_difference():
     (["--random", "iris", "--lanes", "a", "--out", "x"], "comma-separated"),
 ])
 def test_cli_errors(args, message, tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts/gen_verilog.py"), *args],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "scripts.cli", "verilog", *args],
+                          capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("usage: fxvae verilog")

@@ -1,10 +1,8 @@
 """Calibration, format choice, the narrow-format report, the artifact file and the CLI."""
 
 import dataclasses
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ from model.quantize import (
     weight_fmt,
 )
 from model.vae import make_config, save_checkpoint, VAE
+from scripts import cli
 
 
 @pytest.fixture(scope="module")
@@ -244,18 +243,14 @@ def test_save_refuses_an_invalid_artifact(quantized, tmp_path):
 
 
 def test_cli_writes_artifact_report_and_figures(tmp_path, capsys, iris_data, tiny_iris_vae):
-    path = Path(__file__).resolve().parents[1] / "scripts" / "quantize.py"
-    spec = importlib.util.spec_from_file_location("script_quantize", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     data = iris_data
     checkpoint = tmp_path / "checkpoint.pt"
     save_checkpoint(checkpoint, tiny_iris_vae, tiny_iris_vae.config,
                     {"preset": "iris", "seed": 0, "mnist_dir": None, "scaling": data.scaling,
                      "source": data.source}, {})
     out = tmp_path / "quant"
-    script.main(["--checkpoint", str(checkpoint), "--out", str(out), "--override", "enc0:,16.15",
-          "--sweep-bits", "6,8"])
+    assert cli.main(["quantize", "--checkpoint", str(checkpoint), "--out", str(out),
+                     "--override", "enc0:,16.15", "--sweep-bits", "6,8"]) == 0
     printed = capsys.readouterr()
     assert "WARNING: enc0.out: calibrated range" in printed.err
     assert "recon MSE" in printed.out and "quantized" in printed.out
