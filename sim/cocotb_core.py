@@ -189,7 +189,7 @@ async def run_images(dut):
 
 
 async def _abort(bench: CoreBench, x_row, where: str, n_words: int, board: Scoreboard,
-                 prefix_row: int | None, compute_wait: int):
+                 compute_wait: int):
     """Start one job, reset during ``where`` (input | compute | output)."""
     dut, cfg, ck = bench.dut, bench.cfg, bench.ck
     tasks = [cocotb.start_soon(bench.cmd.send([bench.cmd_word], packed=True))]
@@ -234,7 +234,7 @@ async def reset_mid_image(dut):
     compute_wait = max(2, int(cfg.get("latency", 20)) // 3)
     aborted = {}
     for where in ("input", "compute", "output"):
-        got = await _abort(bench, x0, where, words, board, 0, compute_wait)
+        got = await _abort(bench, x0, where, words, board, compute_wait)
         if where == "output":
             # The job began right after a reset, so its words are image 0's
             # golden outputs (fresh sampler): check the prefix that came out.
