@@ -35,6 +35,7 @@ from amaranth.lib import wiring
 
 from model.artifact import Artifact
 from model.fixed import MODES, sigma_rom_contents
+from model.report import json_default
 
 from .core import IMAGE_MODES, MODE_CODES, VAECore
 from .ports import check_ports, port_map
@@ -163,13 +164,5 @@ def write_core(artifact: Artifact, lanes, out_dir, *, name: str | None = None,
     paths["verilog"] = out_dir / f"{name}.v"
     paths["verilog"].write_text(text)
     paths["json"] = out_dir / f"{name}.json"
-    paths["json"].write_text(json.dumps(desc, indent=1, default=_json_default) + "\n")
+    paths["json"].write_text(json.dumps(desc, indent=1, default=json_default) + "\n")
     return paths
-
-
-def _json_default(obj):
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    raise TypeError(f"not JSON serialisable: {obj!r}")

@@ -37,7 +37,7 @@ def main(argv=None, prog: str | None = None) -> int:
     from hw.estimate import estimate
     from model.artifact import load_artifact
     from model.random_artifact import random_artifact
-    from model.tables import format_table
+    from model.report import format_table
     from sim.pysim import job_errors, random_jobs, run_core
 
     if (args.artifact / "artifact.json").exists() or args.artifact.is_file():

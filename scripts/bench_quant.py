@@ -27,7 +27,7 @@ from model.golden import GoldenModel, Sampler
 from model.qat import finetune
 from model.quantize import build_artifact, quantize_model
 from model.sampler_stats import draw_stats, exact_sampler_stats, lfsr_periods
-from model.tables import format_table
+from model.report import format_table
 from model.train import configure_determinism
 from model.vae import load_checkpoint
 

@@ -30,8 +30,7 @@ import numpy as np
 from hw.estimate import parse_lanes
 from hw.presets import DEFAULT_LANES, preset_lanes_help
 from model.fixed import MODES
-from model.tables import format_table
-from sim import exchange
+from model.report import format_table, json_default
 from sim.runner import SIMULATORS, SimulationFailed, SimulatorMissing, simulator_problem
 
 
@@ -231,7 +230,7 @@ def main(argv=None, prog: str | None = None) -> int:
         "protocol_errors": int(sum(len(r["protocol_errors"]) for r in rows)),
         "failures": failures, "runs": rows,
     }
-    (out / "cosim.json").write_text(json.dumps(summary, indent=1, default=exchange.json_default))
+    (out / "cosim.json").write_text(json.dumps(summary, indent=1, default=json_default))
     arrays = dict(rtl)
     for mode in modes:
         arrays[f"golden/{mode}"] = expected[mode]

@@ -43,6 +43,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from model.report import json_default
 from sim import exchange
 from sim.cocotb_private import verilator_runner
 
@@ -316,7 +317,7 @@ class Simulation:
             "design_meta": self.design.meta,
         })
         config_path = workdir / f"{testcase}.config.json"
-        config_path.write_text(json.dumps(full, indent=1, default=exchange.json_default))
+        config_path.write_text(json.dumps(full, indent=1, default=json_default))
         log = workdir / f"{testcase}.{self.sim}.log" if quiet else None
         runner = self._runner()
         xml = workdir / f"{testcase}.{self.sim}.results.xml"

@@ -4,11 +4,15 @@ simulator (sim.pysim); cycles vs hw.estimate."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from hw.core import VAECore
 from hw.estimate import estimate
+from model.data import load_dataset
 from model.golden import GoldenModel
+from model.quantize import quantize_model
 from model.random_artifact import random_artifact
+from model.vae import VAE, make_config
 from sim.pysim import job_errors, random_jobs, run_core
 
 
@@ -70,11 +74,6 @@ def test_core_argument_errors():
 
 def test_iris_core_from_quantizer():
     """An artifact from model.quantize (random-initialised VAE, real IRIS data)."""
-    torch = pytest.importorskip("torch")
-    from model.data import load_dataset
-    from model.quantize import quantize_model
-    from model.vae import VAE, make_config
-
     torch.manual_seed(0)
     data = load_dataset("iris")
     art, *_ = quantize_model(VAE(make_config("iris")), data.x_train)

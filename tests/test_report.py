@@ -1,8 +1,8 @@
-"""model.tables.format_table: the one formatter the scripts print with."""
+"""model.report.format_table: the one formatter the scripts print with."""
 
 import pytest
 
-from model.tables import format_table
+from model.report import format_table
 
 
 def test_columns_padded_rule_under_header_right_alignment():
