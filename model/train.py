@@ -1,7 +1,7 @@
 """Training and evaluation of the float reference, with its baselines.
 
 One loop (:func:`train_model`) trains both the VAE and the plain
-autoencoder; :func:`run_training` is what ``scripts/train.py`` calls: it
+autoencoder; :func:`run_training` is what ``fxvae train`` calls: it
 trains both, fits PCA at the same latent size, and writes the checkpoints and
 ``train.json``.
 """

@@ -1,6 +1,6 @@
 """Co-simulation orchestration: golden vectors in, RTL results out.
 
-The driving side of the sign-off, shared by ``scripts/cosim.py`` and
+The driving side of the sign-off, shared by ``fxvae cosim`` and
 ``tests/test_cosim.py``: make the design (:mod:`sim.designs`, cached on
 disk), build it once per simulator
 (:class:`sim.runner.Simulation`), compute the golden model's outputs, write
