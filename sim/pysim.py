@@ -3,8 +3,10 @@
 The hardware tests and ``fxvae bench-hw`` use these; the cocotb harnesses
 that drive the generated *Verilog* are ``sim/cocotb_*.py``.
 
-* :func:`run_stream`: one stream block (``i`` -> ``o``) with random valid
-  gaps and ready stalls; returns every transferred payload in order.
+* :func:`stream_put` / :func:`stream_get`: a source and a sink testbench
+  for one stream, with random valid gaps and ready stalls.
+* :func:`run_stream`: one stream block (``i`` -> ``o``) between them;
+  returns every transferred payload in order.
 * :func:`run_core`: a :class:`hw.core.VAECore` through a list of jobs, with
   the clock edge of every command and last word (cycle counts).
 * :func:`golden_jobs` / :func:`job_errors`: what the golden model says those
@@ -27,15 +29,17 @@ from hw.core import Mode, VAECore
 from model.golden import GoldenModel, Sampler
 from model.random_artifact import random_inputs
 
-__all__ = ["SETTLE", "run_stream", "run_core", "random_jobs", "golden_jobs", "job_errors"]
+__all__ = ["SETTLE", "stream_put", "stream_get", "run_stream", "run_core", "random_jobs",
+           "golden_jobs", "job_errors"]
 
 #: Clocks after reset before the first command (the sampler primes in ~10).
 SETTLE = 24
 
 
-async def _stream_put(ctx, stream, payloads, rng: random.Random, p_gap: float) -> None:
+async def stream_put(ctx, stream, payloads, rng, p_gap: float = 0.0) -> None:
     """Drive ``payloads`` into ``stream`` in order, idling before each one with
-    probability ``p_gap`` per cycle; ``valid`` never waits for ``ready``."""
+    probability ``p_gap`` per cycle (``rng``: anything with ``.random()``);
+    ``valid`` never waits for ``ready``."""
     for payload in payloads:
         while p_gap and rng.random() < p_gap:
             ctx.set(stream.valid, 0)
@@ -46,9 +50,11 @@ async def _stream_put(ctx, stream, payloads, rng: random.Random, p_gap: float) -
     ctx.set(stream.valid, 0)
 
 
-async def _stream_get(ctx, stream, count: int, rng: random.Random, p_stall: float) -> list:
+async def stream_get(ctx, stream, count: int, rng, p_stall: float = 0.0, *,
+                     times: list | None = None) -> list:
     """Collect ``count`` payloads from ``stream``; ``ready`` is low with probability
-    ``p_stall`` each cycle.  A hang (``100 * count + 1000`` cycles) fails."""
+    ``p_stall`` each cycle; ``times`` (if given) receives the cycle of each transfer,
+    counted from the call.  A hang (``100 * count + 1000`` cycles) fails."""
     timeout = 100 * count + 1000
     out = []
     cycles = 0
@@ -58,6 +64,8 @@ async def _stream_get(ctx, stream, count: int, rng: random.Random, p_stall: floa
         _, _, valid, payload = await ctx.tick().sample(stream.valid, stream.payload)
         if valid and ready:
             out.append(payload)
+            if times is not None:
+                times.append(cycles)
         cycles += 1
         assert cycles <= timeout, f"stream_get: {len(out)}/{count} payloads after {cycles} cycles"
     ctx.set(stream.ready, 0)
@@ -75,10 +83,10 @@ def run_stream(dut, payloads, *, rng: random.Random, p_gap: float = 0.0,
     get_rng = random.Random(rng.random())
 
     async def producer(ctx):
-        await _stream_put(ctx, dut.i, payloads, put_rng, p_gap)
+        await stream_put(ctx, dut.i, payloads, put_rng, p_gap)
 
     async def consumer(ctx):
-        out.extend(await _stream_get(ctx, dut.o, len(payloads), get_rng, p_stall))
+        out.extend(await stream_get(ctx, dut.o, len(payloads), get_rng, p_stall))
 
     sim.add_testbench(producer, background=True)
     sim.add_testbench(consumer)
