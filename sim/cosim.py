@@ -127,11 +127,7 @@ def run_sigmoid(spec, sim: str, *, workdir, stall: float = 0.3, burst: int = 3, 
               # o.valid/o.payload are pipeline registers; i.ready = ~o.valid | o.ready
               # is combinational in o.ready, so the driver takes the general path.
               "registered_in": False, "registered_out": True}
-    simulation = Simulation(design, sim, build_root=build_root)
-    results = simulation.run("sim.cocotb_blocks", "stream_map", config,
-                             workdir=workdir / f"sigmoid-{sim}", quiet=quiet)
-    results["build_seconds"] = simulation.build_seconds
-    return results
+    return _run_stream_map(design, sim, config, workdir / f"sigmoid-{sim}", build_root, quiet)
 
 
 def run_sampler(spec, sim: str, *, workdir, n: int = 3000, stall: float = 0.3, burst: int = 4,
@@ -149,8 +145,14 @@ def run_sampler(spec, sim: str, *, workdir, n: int = 3000, stall: float = 0.3, b
                           "reset_after_outputs": (2 * n) // 3},
                          {"inputs": None, "expected": "eps_fresh"}],
               "stall_in": 0.0, "stall_out": stall, "burst": burst, "seed": seed}
+    return _run_stream_map(design, sim, config, workdir / f"sampler-{sim}", build_root, quiet)
+
+
+def _run_stream_map(design: Design, sim: str, config: dict, workdir: Path, build_root,
+                    quiet: bool) -> dict:
+    """One block through :func:`sim.cocotb_blocks.stream_map`; results with the build time."""
     simulation = Simulation(design, sim, build_root=build_root)
-    results = simulation.run("sim.cocotb_blocks", "stream_map", config,
-                             workdir=workdir / f"sampler-{sim}", quiet=quiet)
+    results = simulation.run("sim.cocotb_blocks", "stream_map", config, workdir=workdir,
+                             quiet=quiet)
     results["build_seconds"] = simulation.build_seconds
     return results
