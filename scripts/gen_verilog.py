@@ -5,13 +5,15 @@
     fxvae verilog --random mnist --lanes 16 --out build/rtl_random   # no training needed
 
 ``--lanes`` is one value for every layer or one per layer (encoder then
-decoder order); the default is the preset's (:mod:`hw.presets`).  The Verilog is reproducible: Amaranth's bundled Yosys, no
-``src`` attributes unless ``--emit-src``.
+decoder order); the default is the preset's (:mod:`hw.presets`).  The
+Verilog is reproducible: Amaranth's bundled Yosys, no ``src`` attributes
+unless ``--emit-src``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -55,7 +57,6 @@ def main(argv=None, prog: str | None = None) -> int:
                            emit_src=args.emit_src)
     except (ValueError, TypeError) as exc:
         parser.error(str(exc))
-    import json
     desc = json.loads(paths["json"].read_text())
     est = desc["estimate"]
     print(f"{paths['verilog']}  ({paths['verilog'].stat().st_size / 1e6:.2f} MB)")
