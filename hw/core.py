@@ -2,9 +2,10 @@
 
 Ports (Verilog names in brackets; ``clk``/``rst`` are the sync domain)
 ---------------------------------------------------------------------
-``cmd`` : ``In(stream.Signature(StructLayout({"mode": unsigned(2)})))``
-    [``cmd__payload[1:0]``, ``cmd__valid``, ``cmd__ready``].  ``mode`` is the
-    index into :data:`model.fixed.MODES`: 0 ``recon_mu``, 1 ``recon_sample``,
+``cmd`` : ``In(stream.Signature(StructLayout({"mode": Mode})))``
+    [``cmd__payload[1:0]``, ``cmd__valid``, ``cmd__ready``].  ``mode`` is
+    :class:`Mode` (``amaranth.lib.enum``, 2 bits), whose code is the index into
+    :data:`model.fixed.MODES`: 0 ``recon_mu``, 1 ``recon_sample``,
     2 ``generate``, 3 ``encode``.
 ``i`` : ``In(stream.Signature(signed(input_fmt.width)))``
     [``i__payload``, ``i__valid``, ``i__ready``].  ``input_dim`` words per
@@ -49,28 +50,43 @@ sampler's draws are transferred in order and only for sampling jobs, so the
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.fixed import MODES
 
 from .arith import TaylorSigmoid
+from .cost import counter
 from .dense import Dense
 from .estimate import estimate
 from .latent import LatentUnit
-from .cost import counter
 from .plan import CorePlan
 
-__all__ = ["MODE_CODES", "VAECore", "cmd_layout", "out_layout"]
+__all__ = ["Mode", "MODE_CODES", "IMAGE_MODES", "VAECore", "cmd_layout", "out_layout"]
 
-#: Mode name -> the 2-bit code on ``cmd.payload.mode``.
-MODE_CODES: dict[str, int] = {name: code for code, name in enumerate(MODES)}
-#: Modes whose job reads an image from ``i``.
-IMAGE_MODES = ("recon_mu", "recon_sample", "encode")
+
+def _mode_enum() -> type[enum.Enum]:
+    """``Mode``: one member per :data:`model.fixed.MODES` entry (same name, code = its
+    index), shape ``unsigned(2)``; built from the list so the two cannot disagree
+    (a fifth mode fails here: it does not fit the 2-bit ``cmd`` payload)."""
+    bases = (enum.Enum,)
+    namespace = enum.EnumType.__prepare__("Mode", bases, shape=unsigned(2))
+    namespace.update({"__module__": __name__, "__qualname__": "Mode"})
+    for code, name in enumerate(MODES):
+        namespace[name] = code
+    return enum.EnumType("Mode", bases, namespace, shape=unsigned(2))
+
+
+#: The code on ``cmd.payload.mode``: ``Mode.encode``, ``Mode["recon_mu"]``, ...
+Mode = _mode_enum()
+#: Mode name -> the 2-bit code (as ``fxvae.json`` lists it).
+MODE_CODES: dict[str, int] = {mode.name: mode.value for mode in Mode}
+#: Modes whose job reads an image from ``i`` (all but ``generate``, which draws its z).
+IMAGE_MODES = tuple(mode for mode in MODES if mode != "generate")
 
 
 def cmd_layout() -> data.StructLayout:
-    return data.StructLayout({"mode": unsigned(2)})
+    return data.StructLayout({"mode": Mode})
 
 
 def out_layout(width: int) -> data.StructLayout:
@@ -87,8 +103,6 @@ class VAECore(wiring.Component):
     def __init__(self, plan: CorePlan):
         if not isinstance(plan, CorePlan):
             raise TypeError(f"VAECore takes a hw.plan.CorePlan (see core_plan), not {plan!r}")
-        if len(MODES) != 4:
-            raise ValueError(f"the cmd payload holds 2 bits, MODES has {len(MODES)} entries")
         self.plan = plan
         self.artifact = plan.artifact
         self.out_width = plan.out_width
@@ -139,14 +153,14 @@ class VAECore(wiring.Component):
 
         # ---- job control ---------------------------------------------------
         busy = Signal()
-        mode = Signal(2)
+        mode = Signal(Mode)
         is_encode = Signal()
         is_generate = Signal()
         m.d.comb += [
-            is_encode.eq(mode == MODE_CODES["encode"]),
-            is_generate.eq(mode == MODE_CODES["generate"]),
+            is_encode.eq(mode == Mode.encode),
+            is_generate.eq(mode == Mode.generate),
             self.cmd.ready.eq(~busy),
-            latent.sample.eq((mode == MODE_CODES["recon_sample"]) | is_generate),
+            latent.sample.eq((mode == Mode.recon_sample) | is_generate),
         ]
         in_left = counter(art.input_dim + 1)
         gen_left = counter(2 * L + 1)
@@ -154,13 +168,13 @@ class VAECore(wiring.Component):
         out_left = counter(out_max + 1)
         with m.If(self.cmd.valid & self.cmd.ready):
             cmd_mode = self.cmd.payload.mode
-            takes_image = cmd_mode != MODE_CODES["generate"]
+            takes_image = cmd_mode != Mode.generate
             m.d.sync += [
                 busy.eq(1),
                 mode.eq(cmd_mode),
                 in_left.eq(Mux(takes_image, art.input_dim, 0)),
                 gen_left.eq(Mux(takes_image, 0, 2 * L)),
-                out_left.eq(Mux(cmd_mode == MODE_CODES["encode"], 2 * L, art.input_dim)),
+                out_left.eq(Mux(cmd_mode == Mode.encode, 2 * L, art.input_dim)),
             ]
 
         # ---- input: exactly input_dim words per image job -------------------

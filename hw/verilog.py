@@ -12,8 +12,10 @@ Outputs of :func:`write_core` (``name`` defaults to ``fxvae_<preset>``):
     The core; weights, biases and the sigma ROM are inlined as memory
     initialisers, so the file is self-contained.
 ``<name>.json``
-    Ports (name, direction, width; payload fields with bit offsets), mode
-    codes, protocol summary, latency per mode and the analytic estimate.
+    Ports (:func:`hw.ports.port_map`: clock, reset, streams with their
+    port names, direction and payload shape, struct fields with bit offsets;
+    checked against the Verilog), mode codes, protocol summary, latency per
+    mode and the analytic estimate.
 ``<name>_hex/*.hex`` (with ``hex_files=True``)
     The same ROM images as ``$readmemh`` files, one word per line in
     two's complement hex, for flows that want to swap the contents without
@@ -22,68 +24,60 @@ Outputs of :func:`write_core` (``name`` defaults to ``fxvae_<preset>``):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 from amaranth.back import verilog
-from amaranth.hdl import Shape
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import wiring
 
 from model.artifact import Artifact
 from model.fixed import MODES, sigma_rom_contents
+from model.report import json_default
 
 from .core import IMAGE_MODES, MODE_CODES, VAECore
 from .dense import dense_rom_images, weight_rom_words
 from .plan import core_plan
+from .ports import check_ports, port_map
 
-__all__ = ["convert", "port_list", "hex_lines", "rom_images", "describe_core", "write_core"]
+__all__ = ["convert", "verilog_and_ports", "hex_lines", "rom_images", "describe_core",
+           "write_core"]
+
+#: Amaranth reads its Yosys choice from this variable (there is no argument for it).
+YOSYS_SETTING = "AMARANTH_USE_YOSYS"
+
+
+@contextlib.contextmanager
+def _bundled_yosys():
+    """``AMARANTH_USE_YOSYS=builtin`` for the duration of one conversion (the
+    environment is restored after); any other value already set is refused."""
+    setting = os.environ.get(YOSYS_SETTING)
+    if setting not in (None, "builtin"):
+        raise RuntimeError(f"{YOSYS_SETTING} must be 'builtin' (or unset) for reproducible "
+                           f"Verilog, not {setting!r}")
+    os.environ[YOSYS_SETTING] = "builtin"
+    try:
+        yield
+    finally:
+        if setting is None:
+            del os.environ[YOSYS_SETTING]
 
 
 def convert(component: wiring.Component, name: str, *, emit_src: bool = False) -> str:
     """Verilog text of ``component`` with Amaranth's bundled Yosys (reproducible)."""
-    setting = os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
-    if setting != "builtin":
-        raise RuntimeError("AMARANTH_USE_YOSYS must be 'builtin' for reproducible Verilog, "
-                           f"not {setting!r}")
-    return verilog.convert(component, name=name, emit_src=emit_src)
+    with _bundled_yosys():
+        return verilog.convert(component, name=name, emit_src=emit_src)
 
 
-def _shape_desc(shape) -> dict:
-    if isinstance(shape, data.StructLayout):
-        fields = {}
-        for fname, field in shape:
-            sub = Shape.cast(field.shape)
-            fields[fname] = {"offset": field.offset, "width": sub.width, "signed": sub.signed}
-        return {"width": shape.size, "signed": False, "fields": fields}
-    plain = Shape.cast(shape)
-    return {"width": plain.width, "signed": plain.signed}
-
-
-def port_list(component: wiring.Component) -> list[dict]:
-    """Every Verilog port of ``component``: ``{"name", "direction", "width", ...}``.
-
-    Names follow ``amaranth.back.verilog`` (signature path joined by ``__``);
-    ``clk`` and ``rst`` come first.  Stream payloads carry ``signed`` and, for
-    struct payloads, ``fields`` with bit offsets.
-    """
-    ports = [{"name": "clk", "direction": "input", "width": 1},
-             {"name": "rst", "direction": "input", "width": 1}]
-    for name, member in component.signature.members.items():
-        if member.is_signature and isinstance(member.signature, stream.Signature):
-            sink = member.flow == wiring.In
-            fwd, back = ("input", "output") if sink else ("output", "input")
-            payload_shape = getattr(component, name).payload.shape()
-            ports.append({"name": f"{name}__payload", "direction": fwd,
-                          **_shape_desc(payload_shape)})
-            ports.append({"name": f"{name}__valid", "direction": fwd, "width": 1})
-            ports.append({"name": f"{name}__ready", "direction": back, "width": 1})
-        elif member.is_port:
-            shape = Shape.cast(member.shape)
-            ports.append({"name": name, "direction": "input" if member.flow == wiring.In else
-                          "output", "width": shape.width, "signed": shape.signed})
-    return ports
+def verilog_and_ports(component: wiring.Component, name: str, *,
+                      emit_src: bool = False) -> tuple[str, dict]:
+    """Verilog text and :func:`hw.ports.port_map`, checked against each other."""
+    text = convert(component, name, emit_src=emit_src)
+    ports = port_map(component)
+    check_ports(ports, text, name)
+    return text, ports
 
 
 def hex_lines(values, width: int) -> str:
@@ -128,7 +122,7 @@ def describe_core(core: VAECore, name: str) -> dict:
         "lanes": {layer.name: layer.lanes for layer in est.layers},  # as built (<= n_out)
         "config": {"mult_width": est.mult_width, "serial_sigmoid": est.serial_sigmoid,
                    "serial_sampler": est.serial_sampler},
-        "ports": port_list(core),
+        "ports": port_map(core),
         "modes": dict(MODE_CODES),
         "image_modes": list(IMAGE_MODES),
         "formats": {
@@ -176,17 +170,9 @@ def write_core(artifact: Artifact, lanes, out_dir, *, name: str | None = None,
             roms[fname] = {k: v for k, v in rom.items() if k != "values"}
         desc["hex"] = {"dir": hex_dir.name, "roms": roms}
         paths["hex"] = hex_dir
-    text = convert(core, name, emit_src=emit_src)
+    text, _ = verilog_and_ports(core, name, emit_src=emit_src)
     paths["verilog"] = out_dir / f"{name}.v"
     paths["verilog"].write_text(text)
     paths["json"] = out_dir / f"{name}.json"
-    paths["json"].write_text(json.dumps(desc, indent=1, default=_json_default) + "\n")
+    paths["json"].write_text(json.dumps(desc, indent=1, default=json_default) + "\n")
     return paths
-
-
-def _json_default(obj):
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    raise TypeError(f"not JSON serialisable: {obj!r}")

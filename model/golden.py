@@ -22,13 +22,12 @@ import numpy as np
 
 from model.artifact import Artifact, DenseSpec
 from model.fixed import (
-    LFSR_BANK, MODES, N_UNIFORMS, UNIFORM_BITS, Fmt, Lfsr, SamplerSpec, dense,
-    eps_from_uniforms, lfsr_stream, reparam, sigma_rom_contents, sigma_rom_index,
-    sigmoid,
+    LFSR_BANK, MODES, N_UNIFORMS, UNIFORM_BITS, Fmt, SamplerSpec, dense,
+    eps_from_uniforms, lfsr_stream, reparam, requantize, sigma_rom_contents,
+    sigma_rom_index, sigmoid,
 )
 
-__all__ = ["FLOAT64_EXACT_LIMIT", "float64_exact", "GoldenModel", "Sampler", "lfsr_is_maximal",
-           "uniform_sum_pmf", "eps_distribution", "exact_sampler_stats", "ks_distance_to_normal"]
+__all__ = ["FLOAT64_EXACT_LIMIT", "float64_exact", "GoldenModel", "Sampler"]
 
 #: Every integer of magnitude <= 2**53 is a float64, so sums of such stay exact.
 FLOAT64_EXACT_LIMIT = 2 ** 53
@@ -37,64 +36,21 @@ SIGMOID_TABLE_MAX_WIDTH = 20
 
 
 def float64_exact(layer: DenseSpec) -> bool:
-    """True when the layer's matmul is exact in float64 (so BLAS may do it).
+    """True when the layer's accumulator is exact in float64 (so BLAS may sum it).
 
-    Each product is an integer with ``|x*w| <= 2**(wx-1) * 2**(ww-1)``; any
-    partial sum, in any order BLAS picks, is bounded by the sum of all
-    ``n_in`` magnitudes, ``n_in * 2**(wx+ww-2)``.  When that is at most
-    ``2**53`` every product and every partial sum is an integer that float64
-    holds exactly, so no addition rounds.  The bias is added afterwards in
-    int64.
+    Each product is an integer with ``|x*w| <= 2**(wx-1) * 2**(ww-1)`` and the
+    bias one in ``layer.bias_fmt``, so ``|b| <= 2**(bias width - 1)``; any
+    partial sum, in any order BLAS picks, is bounded by the sum of all those
+    magnitudes.  When that is at most ``2**53`` every term and every partial
+    sum is an integer that float64 holds exactly, so no addition rounds.
     """
-    bound = layer.n_in * 2 ** (layer.in_fmt.width - 1) * 2 ** (layer.w_fmt.width - 1)
+    bound = (layer.n_in * 2 ** (layer.in_fmt.width - 1) * 2 ** (layer.w_fmt.width - 1)
+             + 2 ** (layer.bias_fmt.width - 1))
     return bound <= FLOAT64_EXACT_LIMIT
 
 
 # --------------------------------------------------------------------------
 # Sampler
-
-
-def _gf2_mulmod(a: int, b: int, poly: int, n: int) -> int:
-    """a*b mod poly over GF(2), polynomials as bit masks (bit i = x**i)."""
-    out = 0
-    while b:
-        if b & 1:
-            out ^= a
-        b >>= 1
-        a <<= 1
-        if (a >> n) & 1:
-            a ^= poly
-    return out
-
-
-def _gf2_powmod_x(exponent: int, poly: int, n: int) -> int:
-    result, base = 1, 2  # 2 is the polynomial x
-    while exponent:
-        if exponent & 1:
-            result = _gf2_mulmod(result, base, poly, n)
-        base = _gf2_mulmod(base, base, poly, n)
-        exponent >>= 1
-    return result
-
-
-def lfsr_is_maximal(lfsr: Lfsr) -> bool:
-    """Period ``2**n - 1`` proved by the primitive-polynomial test.
-
-    The recurrence's characteristic polynomial ``p = x**n + sum_k x**(n-k)`` is
-    primitive iff ``x**(2**n-1) = 1 (mod p)`` and ``x**((2**n-1)/q) != 1`` for
-    every prime ``q | 2**n-1``; then every nonzero state lies on one cycle of
-    length ``2**n - 1``.
-    """
-    from sympy import factorint
-
-    n = lfsr.length
-    poly = 1 << n
-    for k in lfsr.taps:
-        poly ^= 1 << (n - k)
-    order = (1 << n) - 1
-    if _gf2_powmod_x(order, poly, n) != 1:
-        return False
-    return all(_gf2_powmod_x(order // q, poly, n) != 1 for q in factorint(order))
 
 
 class Sampler:
@@ -135,51 +91,6 @@ class Sampler:
         return eps_from_uniforms(self.uniform_sums(n), self.spec)
 
 
-def uniform_sum_pmf() -> np.ndarray:
-    """Exact pmf of the sum of the 12 uniforms on ``[0, 2**12)``, index = sum.
-
-    Each convolution with a 4096-wide box is a difference of cumulative sums
-    (exact to float64 rounding, ~1e-16 absolute).
-    (Over a full period a maximal LFSR's 12-bit window misses the all-zero
-    pattern once in ``2**(n-12)``: a deviation below ``2**-29``, ignored.)
-    """
-    width = 1 << UNIFORM_BITS
-    pmf = np.full(width, 1.0 / width)
-    for _ in range(N_UNIFORMS - 1):
-        pad = np.zeros(width - 1)
-        cum = np.concatenate([np.zeros(1), np.cumsum(np.concatenate([pad, pmf, pad]))])
-        pmf = (cum[width:] - cum[:len(pmf) + width - 1]) / width
-    return np.maximum(pmf, 0.0)  # cancellation leaves ~1e-17 noise where it is ~0
-
-
-def eps_distribution(spec: SamplerSpec) -> tuple[np.ndarray, np.ndarray]:
-    """The sampler's exact output distribution: (distinct eps ints ascending, pmf)."""
-    pmf = uniform_sum_pmf()
-    eps = eps_from_uniforms(np.arange(len(pmf), dtype=np.int64), spec)
-    values, inverse = np.unique(eps, return_inverse=True)
-    return values, np.bincount(inverse, weights=pmf)
-
-
-def exact_sampler_stats(spec: SamplerSpec) -> dict:
-    """KS distance to N(0, 1), reach, mean and variance of the exact eps distribution."""
-    values, pmf = eps_distribution(spec)
-    real = spec.eps_fmt.to_real(values)
-    mean = float(np.sum(pmf * real))
-    return {"correction": spec.correction, "eps_fmt": str(spec.eps_fmt),
-            "ks": ks_distance_to_normal(real, pmf), "reach_sigma": float(np.abs(real).max()),
-            "mean": mean, "variance": float(np.sum(pmf * (real - mean) ** 2)),
-            "n_atoms": int(len(values))}
-
-
-def ks_distance_to_normal(values: np.ndarray, pmf: np.ndarray) -> float:
-    """sup |F - Phi| for a discrete distribution (atoms ``values``, ascending)."""
-    from scipy.stats import norm
-
-    cdf = np.cumsum(pmf)
-    phi = norm.cdf(values)
-    return float(max(np.max(np.abs(cdf - phi)), np.max(np.abs(cdf - pmf - phi))))
-
-
 # --------------------------------------------------------------------------
 # The core
 
@@ -199,8 +110,8 @@ class GoldenModel:
         self.latent_dim = artifact.latent_dim
         self.float_layers = {layer.name for layer in artifact.layers
                              if matmul == "auto" and float64_exact(layer)}
-        self._w_float = {name: artifact.weights[name].astype(np.float64).T
-                         for name in self.float_layers}
+        self._w_float = {name: np.vstack([artifact.weights[name].T, artifact.biases[name]])
+                         .astype(np.float64) for name in self.float_layers}
         self._rom = sigma_rom_contents(artifact.sigma_rom)
         # The sigmoid unit is a pure function of one logit: tabulate it over its whole
         # domain, entry i holding logit i mod 2**width, so a negative logit indexes from the end.
@@ -217,16 +128,18 @@ class GoldenModel:
         return self.artifact.input_fmt.quantize(x_real)
 
     def dense(self, layer: DenseSpec, x: np.ndarray) -> np.ndarray:
-        """One layer, as :func:`model.fixed.dense` computes it."""
+        """One layer, as :func:`model.fixed.dense` computes it: the accumulator (bias
+        included) from float64 BLAS where :func:`float64_exact` allows, then the same
+        requantize."""
         w, b = self.artifact.weights[layer.name], self.artifact.biases[layer.name]
-        shift = layer.acc_frac - layer.out_fmt.frac
-        if layer.name not in self.float_layers or shift <= 0:
+        if layer.name not in self.float_layers:
             return dense(x, w, b, layer.in_fmt, layer.w_fmt, layer.out_fmt, layer.activation)
-        acc = (x.astype(np.float64) @ self._w_float[layer.name]).astype(np.int64)
-        acc += b + (1 << (shift - 1))  # requantize in place: round_shift's half in the bias,
-        acc >>= shift                  # then saturate (and ReLU) in one clip
-        low = 0 if layer.activation == "relu" else layer.out_fmt.min_int
-        return np.clip(acc, low, layer.out_fmt.max_int, out=acc)
+        x_one = np.empty((len(x), layer.n_in + 1))  # [x | 1] @ [W^T ; b] = x W^T + b
+        x_one[:, :-1] = x
+        x_one[:, -1] = 1.0
+        acc = (x_one @ self._w_float[layer.name]).astype(np.int64)
+        out = requantize(acc, layer.acc_frac, layer.out_fmt)
+        return np.maximum(out, 0, out=out) if layer.activation == "relu" else out
 
     def _check_input(self, x_int) -> np.ndarray:
         x = np.asarray(x_int)

@@ -1,7 +1,7 @@
 """Training and evaluation of the float reference, with its baselines.
 
 One loop (:func:`train_model`) trains both the VAE and the plain
-autoencoder; :func:`run_training` is what ``scripts/train.py`` calls: it
+autoencoder; :func:`run_training` is what ``fxvae train`` calls: it
 trains both, fits PCA at the same latent size, and writes the checkpoints and
 ``train.json``.
 """
@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from model.baselines import PCA
 from model.data import load_dataset
+from model.report import format_table
 from model.vae import VAE, VAEConfig, batch_loss, elbo, kl_divergence, make_config, save_checkpoint
 
 __all__ = ["TrainSettings", "TRAIN_DEFAULTS", "configure_determinism", "train_model",
@@ -171,16 +172,11 @@ def run_training(preset: str, out_dir: str | Path, *, seed: int = 0,
 
 def format_summary(metrics: dict) -> str:
     """A short table of the headline numbers for the terminal."""
-    rows = [("model", "test recon MSE", "extra")]
-    rows.append(("VAE", f"{metrics['test_recon_mse']:.5f}",
-                 f"ELBO {metrics['test_elbo']:.2f} nats, KL {metrics['test_kl']:.2f}, "
-                 f"{metrics['train_seconds']:.1f} s"))
+    rows = [("VAE", f"{metrics['test_recon_mse']:.5f}",
+             f"ELBO {metrics['test_elbo']:.2f} nats, KL {metrics['test_kl']:.2f}, "
+             f"{metrics['train_seconds']:.1f} s")]
     if "ae_test_recon_mse" in metrics:
         rows.append(("plain AE", f"{metrics['ae_test_recon_mse']:.5f}",
                      f"{metrics['ae_train_seconds']:.1f} s"))
         rows.append((f"PCA ({metrics['latent_dim']})", f"{metrics['pca_test_recon_mse']:.5f}", ""))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
-             for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
+    return format_table(("model", "test recon MSE", "extra"), rows)

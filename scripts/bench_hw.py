@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """Cycles per image of the VAE core: Amaranth simulation vs the analytic model vs the limit.
 
-    python scripts/bench_hw.py                        # MNIST artifact, lanes 4 8 16 32
-    python scripts/bench_hw.py --lanes 16 32 --mode recon_mu
+    fxvae bench-hw                        # MNIST artifact, lanes 4 8 16 32 64
+    fxvae bench-hw --lanes 16 32 --mode recon_mu
 
 For each lane count (the same for every layer) one image is simulated
 cycle-accurately (input offered one word per clock, output always ready)
@@ -15,62 +14,50 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
-
-from hw.plan import parse_lanes  # noqa: E402
+from hw.plan import parse_lanes
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--artifact", type=Path, default=ROOT / "build/mnist/quant",
+def main(argv=None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--artifact", type=Path, default=Path("build/mnist/quant"),
                         help="artifact directory (default build/mnist/quant; a random artifact "
                              "of the MNIST shape is used if it does not exist)")
-    parser.add_argument("--lanes", type=parse_lanes, nargs="+", default=[4, 8, 16, 32],
+    parser.add_argument("--lanes", type=parse_lanes, nargs="+", default=[4, 8, 16, 32, 64],
                         help="lane configurations: ints, or one per layer like 64,20,16,64")
     parser.add_argument("--mode", default="recon_sample",
                         choices=["recon_mu", "recon_sample", "generate", "encode"])
-    parser.add_argument("--out", type=Path, default=ROOT / "build/bench/hw.json")
+    parser.add_argument("--out", type=Path, default=Path("build/bench/hw.json"))
     args = parser.parse_args(argv)
 
-    import numpy as np
-
     from hw.core import VAECore
-    from hw.plan import core_plan
     from hw.estimate import estimate
-    from hw.random_artifact import random_artifact, random_inputs
-    from hw.simrun import run_core
+    from hw.plan import core_plan
     from model.artifact import load_artifact
-    from model.golden import GoldenModel, Sampler
+    from model.random_artifact import random_artifact
+    from model.report import format_table
+    from sim.pysim import job_errors, random_jobs, run_core
 
     if (args.artifact / "artifact.json").exists() or args.artifact.is_file():
         art = load_artifact(args.artifact)
         source = str(args.artifact)
     else:
         art = random_artifact("mnist")
-        source = "hw.random_artifact('mnist') (trained artifact not found at " \
+        source = "model.random_artifact('mnist') (trained artifact not found at " \
                  f"{args.artifact})"
-    x = random_inputs(art, 1, seed=0)[0]
-    job = (args.mode, None if args.mode == "generate" else x)
-    gold = GoldenModel(art)
-    want = gold.run(args.mode, n=1, sampler=Sampler(art.sampler)) if args.mode == "generate" \
-        else gold.run(args.mode, x[None, :], sampler=Sampler(art.sampler))
+    jobs = random_jobs(art, [args.mode], seed=0)
 
     rows = []
     for lanes in args.lanes:
-        core = VAECore(core_plan(art, lanes))
-        est = estimate(core.plan)
+        plan = core_plan(art, lanes)
+        est = estimate(plan)
         t0 = time.time()
-        outputs, timing = run_core(core, [job])
+        outputs, timing = run_core(VAECore(plan), jobs)
         wall = time.time() - t0
-        got = np.array([d for d, _ in outputs[0]])
-        exact = got.shape == want[0].shape and bool(np.all(got == want[0]))
+        exact = not job_errors(art, jobs, outputs)
         cycles = timing[0][1] - timing[0][0] + 1
         ideal = est.ideal_cycles[args.mode]
         rows.append({
@@ -91,12 +78,12 @@ def main(argv=None) -> int:
     args.out.write_text(json.dumps({"artifact": source, "preset": art.preset, "mode": args.mode,
                                     "rows": rows}, indent=1) + "\n")
     print()
-    print(f"{'lanes':>5} {'sim cycles':>10} {'model':>8} {'MACs/lanes':>10} {'sim/ideal':>9} "
-          f"{'exact':>5} {'mults':>5} {'BRAM kbit':>9}")
-    for r in rows:
-        print(f"{str(r['lanes']):>5} {r['sim_cycles']:10d} {r['model_cycles']:8d} "
-              f"{r['ideal_cycles']:10.0f} {r['sim_over_ideal']:9.3f} {str(r['bit_exact']):>5} "
-              f"{r['multipliers']:5d} {r['block_ram_bits'] / 1000:9.1f}")
+    head = ("lanes", "sim cycles", "model", "MACs/lanes", "sim/ideal", "exact", "mults",
+            "BRAM kbit")
+    print(format_table(head, [
+        (r["lanes"], r["sim_cycles"], r["model_cycles"], f"{r['ideal_cycles']:.0f}",
+         f"{r['sim_over_ideal']:.3f}", r["bit_exact"], r["multipliers"],
+         f"{r['block_ram_bits'] / 1000:.1f}") for r in rows], right=range(len(head))))
     print(f"\n{args.out}  (artifact: {source})")
     return 0 if all(r["bit_exact"] and r["sim_minus_model"] == 0 for r in rows) else 1
 

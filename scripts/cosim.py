@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Sign-off co-simulation: the generated Verilog against the golden model, bit for bit.
 
-    python scripts/cosim.py --preset mnist --sim both --mode all --images 1000
+    fxvae cosim --preset mnist --sim both --mode all --images 1000
 
 For every simulator and mode: generate the core's Verilog (hw.core.VAECore,
 cached on disk), build it once per simulator, stream N images through it in
@@ -21,34 +20,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from hw.plan import parse_lanes  # noqa: E402
-from model.fixed import MODES  # noqa: E402
-from sim import exchange  # noqa: E402
-from sim.runner import SIMULATORS, SimulationFailed, SimulatorMissing, simulator_problem  # noqa: E402
+from hw.plan import parse_lanes
+from hw.presets import DEFAULT_LANES, preset_lanes_help
+from model.fixed import MODES
+from model.report import format_table, json_default
+from sim.runner import SIMULATORS, SimulationFailed, SimulatorMissing, simulator_problem
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+def parse_args(argv=None, prog=None):
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--artifact", type=Path, help="quantized artifact directory")
-    src.add_argument("--preset", choices=("iris", "mnist"),
+    src.add_argument("--preset", choices=list(DEFAULT_LANES),
                      help="use build/<preset>/quant")
-    src.add_argument("--random", choices=("iris", "mnist"), metavar="PRESET",
+    src.add_argument("--random", choices=list(DEFAULT_LANES), metavar="PRESET",
                      help="a deterministic random artifact of the preset's shape "
-                          "(hw.random_artifact; no training needed)")
+                          "(model.random_artifact; no training needed)")
     p.add_argument("--sim", default="both", choices=(*SIMULATORS, "both"))
     p.add_argument("--mode", default="all", choices=(*MODES, "all"))
     p.add_argument("--images", type=int, default=None,
@@ -59,7 +54,7 @@ def parse_args(argv=None):
                         "Verilator on the MNIST core); default: same as --images")
     p.add_argument("--lanes", type=parse_lanes, default=None,
                    help="MAC lanes: one int, or one per layer, comma-separated "
-                        "(default: iris 4, mnist 16)")
+                        f"(default: the preset's, {preset_lanes_help()})")
     p.add_argument("--stall", type=float, default=0.0,
                    help="probability per cycle of a valid/ready gap (0 for speed runs)")
     p.add_argument("--burst", type=int, default=3, help="longest stall, cycles")
@@ -92,17 +87,11 @@ def load_inputs(artifact, preset: str, data_dir=None) -> np.ndarray:
 
 def load(args):
     if args.random:
-        from hw.random_artifact import random_artifact, random_inputs
+        from model.random_artifact import random_artifact
         artifact = random_artifact(args.random)
-        preset = args.random
-        n = args.images or (150 if preset == "iris" else 1000)
-        try:
-            x = load_inputs(artifact, preset, args.data_dir)
-        except Exception:  # noqa: BLE001 - data not installed: random inputs will do
-            x = random_inputs(artifact, n)
-        return artifact, preset, x
+        return artifact, args.random, load_inputs(artifact, args.random, args.data_dir)
     from model.artifact import load_artifact
-    path = args.artifact if args.artifact else REPO / "build" / args.preset / "quant"
+    path = args.artifact if args.artifact else Path("build") / args.preset / "quant"
     if not path.exists():
         hint = " (run `make train` first)" if args.preset else ""
         raise SystemExit(f"no artifact at {path}{hint}")
@@ -111,26 +100,20 @@ def load(args):
     return artifact, preset, load_inputs(artifact, preset, args.data_dir)
 
 
-def fmt_table(rows: list[dict]) -> str:
+def runs_table(rows: list[dict]) -> str:
     head = ("sim", "mode", "images", "mismatches", "cycles/img", "model", "thru cyc/img",
             "img/s", "sim s", "build s")
-    lines = [head]
-    for r in rows:
-        lines.append((r["sim"], r["mode"], str(r["images"]), str(r["mismatches"]),
-                      f"{r['cycles_per_image']:.1f}", str(r.get("latency_model", "")),
-                      f"{r['throughput_cycles_per_image']:.1f}",
-                      f"{r['images_per_second']:.1f}", f"{r['sim_seconds']:.1f}",
-                      f"{r.get('build_seconds', 0):.0f}"))
-    widths = [max(len(line[k]) for line in lines) for k in range(len(head))]
-    out = ["  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in lines]
-    out.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(out)
+    return format_table(head, [
+        (r["sim"], r["mode"], r["images"], r["mismatches"], f"{r['cycles_per_image']:.1f}",
+         r.get("latency_model", ""), f"{r['throughput_cycles_per_image']:.1f}",
+         f"{r['images_per_second']:.1f}", f"{r['sim_seconds']:.1f}",
+         f"{r.get('build_seconds', 0):.0f}") for r in rows], right=range(2, len(head)))
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    from model.golden import GoldenModel
-    from sim.cosim import CoreCosim, core_design
+def main(argv=None, prog: str | None = None) -> int:
+    args = parse_args(argv, prog)
+    from sim.cosim import CoreCosim, golden_outputs
+    from sim.designs import core_design
 
     artifact, preset, x_all = load(args)
     sims = list(SIMULATORS) if args.sim == "both" else [args.sim]
@@ -143,7 +126,7 @@ def main(argv=None) -> int:
     n = args.images if args.images is not None else len(x_all)
     if n > len(x_all) and set(modes) - {"generate"}:
         raise SystemExit(f"only {len(x_all)} images available, asked for {n}")
-    out = args.out or REPO / "build" / "sim" / preset
+    out = args.out or Path("build") / "sim" / preset
     out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.monotonic()
@@ -152,22 +135,15 @@ def main(argv=None) -> int:
           f"{len(design.verilog) / 1e6:.1f} MB ({time.monotonic() - t0:.1f} s); "
           f"simulators {', '.join(sims)}; modes {', '.join(modes)}", flush=True)
 
-    golden = GoldenModel(artifact)
-    expected, inputs = {}, {}
-    for mode in modes:
-        count = n
-        x = None if mode == "generate" else x_all[:count]
-        expected[mode] = (golden.run("generate", n=count) if mode == "generate"
-                          else golden.run(mode, x_int=x))
-        inputs[mode] = x
+    inputs = {mode: None if mode == "generate" else x_all[:n] for mode in modes}
+    expected = {mode: golden_outputs(artifact, mode, inputs[mode], n) for mode in modes}
 
     rows: list[dict] = []
     rtl: dict[str, np.ndarray] = {}
     failures: list[str] = []
     lock = threading.Lock()
 
-    cosims = {sim: CoreCosim(artifact, sim, lanes=design.meta["lanes"], design=design)
-              for sim in sims}
+    cosims = {sim: CoreCosim(artifact, sim, design=design) for sim in sims}
     built: dict[str, float] = {}
 
     def ensure_built(sim: str) -> float:
@@ -254,14 +230,14 @@ def main(argv=None) -> int:
         "protocol_errors": int(sum(len(r["protocol_errors"]) for r in rows)),
         "failures": failures, "runs": rows,
     }
-    (out / "cosim.json").write_text(json.dumps(summary, indent=1, default=exchange.json_default))
+    (out / "cosim.json").write_text(json.dumps(summary, indent=1, default=json_default))
     arrays = dict(rtl)
     for mode in modes:
         arrays[f"golden/{mode}"] = expected[mode]
     arrays["x"] = x_all[:n]
     np.savez_compressed(out / "cosim_rtl.npz", **arrays)
     print()
-    print(fmt_table(speed_rows))
+    print(runs_table(speed_rows))
     print(f"\n{summary['mismatches']} mismatching images, {summary['protocol_errors']} protocol "
           f"errors, {len(failures)} failed runs; {summary['wall_seconds']:.0f} s; "
           f"results in {out / 'cosim.json'}")

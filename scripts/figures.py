@@ -1,29 +1,26 @@
 """Draw the float reference's figures as PNG.
 
-    python scripts/figures.py --out build/figures --iris build/iris --mnist build/mnist
+    fxvae figures --out build/figures --iris build/iris --mnist build/mnist
         a representative subset from already-trained runs (seconds)
-    python scripts/figures.py --all --out build/figures
+    fxvae figures --all --out build/figures
         also trains (and caches under OUT/models/) the extra models the full
         set needs: MNIST with 2-, 5-, 10- and 20-D latents, beta = 4 at 2-D,
         the 2-D plain autoencoder, and IRIS unless --iris is given
 """
 
+import argparse
+import json
 import sys
+import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
+import numpy as np
+import torch
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from model import plots  # noqa: E402
-from model.data import DataError, Dataset, load_dataset  # noqa: E402
-from model.train import AE_CHECKPOINT_NAME, CHECKPOINT_NAME, METRICS_NAME, run_training  # noqa: E402
-from model.vae import VAE, CheckpointError, kl_divergence, load_checkpoint  # noqa: E402
+from model import plots
+from model.data import DataError, Dataset, load_dataset
+from model.train import AE_CHECKPOINT_NAME, CHECKPOINT_NAME, METRICS_NAME, run_training
+from model.vae import VAE, CheckpointError, kl_divergence, load_checkpoint
 
 #: Epochs for the extra MNIST models of --all: enough for clean figures, and
 #: the whole set trains in a few minutes on 2 cores.
@@ -138,13 +135,13 @@ def _cached_or_trained(directory: Path, preset: str, seed: int, baselines: bool,
     return Run(directory)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+def main(argv=None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n", 2)[2])
     parser.add_argument("--out", required=True, type=Path, help="output directory for PNGs")
-    parser.add_argument("--iris", type=Path, help="IRIS run directory (scripts/train.py --out)")
-    parser.add_argument("--mnist", type=Path, help="MNIST run directory (scripts/train.py --out)")
+    parser.add_argument("--iris", type=Path, help="IRIS run directory (fxvae train --out)")
+    parser.add_argument("--mnist", type=Path, help="MNIST run directory (fxvae train --out)")
     parser.add_argument("--all", action="store_true",
                         help="train the extra models (cached in OUT/models) and draw every figure")
     parser.add_argument("--seed", type=int, default=0, help="seed for --all's training runs")

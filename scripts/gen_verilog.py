@@ -1,37 +1,36 @@
-#!/usr/bin/env python3
 """Generate the VAE core's Verilog (+ JSON description, optional $readmemh ROM files).
 
-    python scripts/gen_verilog.py --artifact build/mnist/quant --lanes 16 --out build/mnist/rtl --hex
-    python scripts/gen_verilog.py --artifact build/iris/quant --lanes 4,4,4,4 --out build/iris/rtl
-    python scripts/gen_verilog.py --random mnist --lanes 16 --out build/rtl_random   # no training needed
+    fxvae verilog --artifact build/mnist/quant --lanes 16 --out build/mnist/rtl --hex
+    fxvae verilog --artifact build/iris/quant --lanes 4,4,4,4 --out build/iris/rtl
+    fxvae verilog --random mnist --lanes 16 --out build/rtl_random   # no training needed
 
 ``--lanes`` is one value for every layer or one per layer (encoder then
-decoder order).  The Verilog is reproducible: Amaranth's bundled Yosys, no
-``src`` attributes unless ``--emit-src``.
+decoder order); the default is the preset's (:mod:`hw.presets`).  The
+Verilog is reproducible: Amaranth's bundled Yosys, no ``src`` attributes
+unless ``--emit-src``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
-
-from hw.mult import MULT_WIDTHS  # noqa: E402
-from hw.plan import parse_lanes  # noqa: E402
+from hw.mult import MULT_WIDTHS
+from hw.plan import parse_lanes
+from hw.presets import DEFAULT_LANES, default_lanes, preset_lanes_help
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv=None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--artifact", type=Path, help="artifact directory (or its artifact.json)")
-    src.add_argument("--random", metavar="PRESET", choices=["iris", "mnist"],
+    src.add_argument("--random", metavar="PRESET", choices=list(DEFAULT_LANES),
                      help="a deterministic random artifact of a preset's shape instead")
-    parser.add_argument("--lanes", type=parse_lanes, default=16,
-                        help="MAC lanes: one int, or one per layer, comma-separated (default 16)")
+    parser.add_argument("--lanes", type=parse_lanes, default=None,
+                        help="MAC lanes: one int, or one per layer, comma-separated (default: "
+                             f"the preset's, {preset_lanes_help()})")
     parser.add_argument("--target", choices=sorted(MULT_WIDTHS), default="ecp5",
                         help="FPGA family whose multiplier blocks set the product split "
                              "(ecp5: 18x18, ice40: 16x16; default ecp5)")
@@ -47,7 +46,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from model.artifact import ArtifactError, load_artifact
-    from hw.random_artifact import random_artifact
+    from model.random_artifact import random_artifact
     from hw.verilog import write_core
 
     if args.artifact is not None:
@@ -61,12 +60,12 @@ def main(argv=None) -> int:
     else:
         artifact = random_artifact(args.random)
     try:
-        paths = write_core(artifact, args.lanes, args.out, name=args.name, hex_files=args.hex,
+        lanes = default_lanes(artifact.preset) if args.lanes is None else args.lanes
+        paths = write_core(artifact, lanes, args.out, name=args.name, hex_files=args.hex,
                            emit_src=args.emit_src, mult_width=MULT_WIDTHS[args.target],
                            serial_sigmoid=args.serial_sigmoid, serial_sampler=args.serial_sampler)
     except (ValueError, TypeError) as exc:
         parser.error(str(exc))
-    import json
     desc = json.loads(paths["json"].read_text())
     est = desc["estimate"]
     print(f"{paths['verilog']}  ({paths['verilog'].stat().st_size / 1e6:.2f} MB)")

@@ -1,6 +1,6 @@
 """Quantize a trained checkpoint into the fixed-point artifact, with a report.
 
-    python scripts/quantize.py --checkpoint build/mnist/checkpoint.pt --out build/mnist/quant
+    fxvae quantize --checkpoint build/mnist/checkpoint.pt --out build/mnist/quant
 
 Writes OUT/artifact.json + OUT/artifact.npz (the hardware contract),
 OUT/quant_report.json (float vs quantized on the TEST split, sigmoid unit and
@@ -8,34 +8,27 @@ sampler errors, the formats table) and three figures; prints the tables.
 Formats that cannot hold their calibrated range are printed as warnings.
 """
 
+import argparse
+import json
 import sys
+import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from model.artifact import ArtifactError, save_artifact  # noqa: E402
-from model.data import DataError, load_dataset  # noqa: E402
-from model.fixed import SIGMOID_KINDS  # noqa: E402
-from model.golden import Sampler  # noqa: E402
-from model.quantize import (  # noqa: E402
-    WEIGHT_RULES, build_artifact, format_table, parse_override, quant_report, quantize_model,
-    range_checks, sigmoid_unit_curves, wbits_sweep,
+from model import plots
+from model.artifact import ArtifactError, save_artifact
+from model.data import DataError, load_dataset
+from model.evaluate import quant_report, wbits_sweep
+from model.fixed import SIGMOID_KINDS
+from model.quantize import (
+    WEIGHT_RULES, build_artifact, parse_override, quantize_model, range_checks, range_table,
 )
-from model.train import configure_determinism  # noqa: E402
-from model.vae import CheckpointError, load_checkpoint  # noqa: E402
+from model.report import format_table
+from model.train import configure_determinism
+from model.vae import CheckpointError, load_checkpoint
 
-SAMPLER_FIGURE_DRAWS = 200_000
-
-
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="checkpoint.pt from scripts/train.py")
+def parse_args(argv, prog=None):
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="checkpoint.pt from fxvae train")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--wbits", type=int, default=8, help="weight width (default 8)")
     parser.add_argument("--abits", type=int, default=16, help="activation width (default 16)")
@@ -67,8 +60,7 @@ def parse_args(argv):
 
 def comparison_table(report: dict) -> str:
     sig = report["sigmoid_max_error"]
-    rows = [("metric (test split)", "float", "quantized"),
-            ("recon MSE (decode mu)", f"{report['float_mse']:.6f}",
+    rows = [("recon MSE (decode mu)", f"{report['float_mse']:.6f}",
              f"{report['quant_mse']:.6f}  (x{report['mse_ratio']:.4f})"),
             ("PSNR dB", f"{report['float_psnr']:.3f}", f"{report['quant_psnr']:.3f}"),
             ("ELBO nats (same eps)", f"{report['float_elbo']:.3f}", f"{report['quant_elbo']:.3f}"),
@@ -78,63 +70,19 @@ def comparison_table(report: dict) -> str:
             ("sigmoid max error", f"{sig['approx_max_error_on_inputs']:.5f}",
              f"{sig['unit_max_error']:.5f}"),
             ("eps KS to N(0,1) (exact)", "", f"{report['gaussian_ks']['ks']:.3g}")]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return format_table(("metric (test split)", "float", "quantized"), rows)
 
 
 def write_figures(out: Path, sweep: list[dict], artifact) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from scipy.special import expit
-    from scipy.stats import norm
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for rule in dict.fromkeys(r["rule"] for r in sweep):
-        rows = [r for r in sweep if r["rule"] == rule]
-        ax.plot([r["wbits"] for r in rows], [r["mse_ratio"] for r in rows], "o-",
-                label=f"weight rule {rule}")
-    ax.axhline(1.01, color="grey", ls="--", lw=0.8, label="1.01 x float")
-    ax.set(yscale="log", xlabel="weight bits", ylabel="quantized / float MSE",
-           title=f"{artifact.preset}: re-quantization sweep (no retraining)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "quant_wbits_sweep.png", dpi=120)
-    plt.close(fig)
-
-    x, unit, approx = sigmoid_unit_curves(artifact.sigmoid)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(x, approx - expit(x), lw=2, label=f"{artifact.sigmoid.kind} approximant")
-    ax.plot(x, unit - expit(x), lw=0.8, label=f"integer unit ({artifact.sigmoid.out_fmt} out)")
-    ax.set(xlabel=f"logit ({artifact.sigmoid.in_fmt})", ylabel="error vs exact sigmoid",
-           title="sigmoid unit over every representable input")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "quant_sigmoid_error.png", dpi=120)
-    plt.close(fig)
-
-    spec = artifact.sampler
-    eps = spec.eps_fmt.to_real(Sampler(spec).draw(SAMPLER_FIGURE_DRAWS))
-    fig, (hist, qq) = plt.subplots(1, 2, figsize=(9, 3.5))
-    grid = np.linspace(-5, 5, 401)
-    # Bins 1/16 wide hold the same number of eps lattice points each (no aliasing spikes).
-    hist.hist(eps, bins=160, range=(-5, 5), density=True, alpha=0.6, label="LFSR sampler")
-    hist.plot(grid, norm.pdf(grid), "k", lw=1, label="N(0, 1)")
-    hist.set(xlabel="eps", title=f"{SAMPLER_FIGURE_DRAWS:,} draws ({spec.correction})")
-    hist.legend()
-    probs = (np.arange(1, 1001) - 0.5) / 1000
-    qq.plot(norm.ppf(probs), np.quantile(eps, probs), ".", ms=3)
-    qq.plot([-4, 4], [-4, 4], "k", lw=0.8)
-    qq.set(xlabel="N(0, 1) quantile", ylabel="sampler quantile", title="Q-Q plot")
-    fig.tight_layout()
-    fig.savefig(out / "quant_sampler.png", dpi=120)
-    plt.close(fig)
+    """The three quantization figures (120 dpi, whole canvas) into ``out``."""
+    for name, fig in (("quant_wbits_sweep.png", plots.wbits_sweep_figure(sweep, artifact.preset)),
+                      ("quant_sigmoid_error.png", plots.sigmoid_error_figure(artifact.sigmoid)),
+                      ("quant_sampler.png", plots.sampler_figure(artifact.sampler))):
+        plots.save(fig, out / name, dpi=120, bbox_inches=None)
 
 
-def main(argv=None) -> dict:
-    args = parse_args(argv)
+def main(argv=None, prog: str | None = None) -> int:
+    args = parse_args(argv, prog)
     start = time.perf_counter()
     try:
         checkpoint = load_checkpoint(args.checkpoint)
@@ -184,13 +132,13 @@ def main(argv=None) -> dict:
         print(f"WARNING: {message}", file=sys.stderr)
     for message in report["range_notes"]:
         print(f"note: {message}", file=sys.stderr)
-    print(format_table(checks))
+    print(range_table(checks))
     print()
     print(comparison_table(report))
     print(f"\nwrote {out}/artifact.json, artifact.npz, quant_report.json and 3 figures "
           f"in {report['seconds']:.1f} s")
-    return report
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,21 +1,18 @@
 """Train the float reference VAE and its baselines for one preset.
 
-    python scripts/train.py --preset mnist --out build/mnist
+    fxvae train --preset mnist --out build/mnist
 
 Writes OUT/checkpoint.pt (VAE), OUT/ae_checkpoint.pt (plain autoencoder) and
 OUT/train.json (settings and test metrics), then prints a summary table.
 """
 
+import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
-
-import argparse  # noqa: E402
-
-from model.data import DataError  # noqa: E402
-from model.train import TRAIN_DEFAULTS, format_summary, run_training  # noqa: E402
-from model.vae import PRESETS, SIGMOID_CHOICES  # noqa: E402
+from model.data import DataError
+from model.train import TRAIN_DEFAULTS, format_summary, run_training
+from model.vae import PRESETS, SIGMOID_CHOICES
 
 
 def _bounded(kind, low, inclusive=True):
@@ -44,10 +41,10 @@ def _widths(text):
     return widths
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     defaults = ", ".join(f"{name}: {s.epochs} epochs, batch {s.batch_size}, lr {s.lr}"
                          for name, s in TRAIN_DEFAULTS.items())
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
                                      epilog=f"Defaults per preset: {defaults}.")
     parser.add_argument("--preset", required=True, choices=sorted(PRESETS))
     parser.add_argument("--out", required=True, type=Path, help="output directory")
@@ -67,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
-    parser = build_parser()
+def main(argv=None, prog: str | None = None) -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.mnist_dir and args.preset != "mnist":
         parser.error("--mnist-dir applies to --preset mnist only")

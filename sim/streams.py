@@ -40,46 +40,18 @@ import random
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import FallingEdge, First, ReadOnly, RisingEdge, Timer
 
-__all__ = ["XValueError", "StreamTimeout", "Payload", "Clocking", "Stalls", "StreamDriver",
-           "StreamMonitor", "reader"]
+from sim.cocotb_private import signal_reader
 
-
-class XValueError(AssertionError):
-    """A DUT output read as X/Z where the testbench needs a value."""
+__all__ = ["StreamTimeout", "Payload", "Clocking", "Stalls", "StreamDriver", "StreamMonitor",
+           "bring_up", "pulse_reset"]
 
 
 class StreamTimeout(AssertionError):
     """A stream waited longer than its watchdog allows."""
 
 
-def reader(handle):
-    """A fast ``() -> int`` for a signal's unsigned value; raises on X/Z.
-
-    Uses the GPI handle's binary string directly: much cheaper than building
-    a :class:`cocotb.types.LogicArray` per read, and just as strict.
-    """
-    raw = getattr(handle, "_handle", None)
-    get = getattr(raw, "get_signal_val_binstr", None)
-    name = handle._path if hasattr(handle, "_path") else repr(handle)
-    if get is None:  # pragma: no cover - other cocotb versions
-        def read_value():
-            value = handle.value
-            if not value.is_resolvable:
-                raise XValueError(f"{name} is {value}")
-            return int(value)
-        return read_value
-
-    def read_binstr():
-        bits = get()
-        try:
-            return int(bits, 2)
-        except ValueError:
-            raise XValueError(f"{name} is {bits}") from None
-    return read_binstr
-
-
 class Payload:
-    """Packs/unpacks one stream's payload per its shape description (:mod:`sim.ports`)."""
+    """Packs/unpacks one stream's payload per its shape description (:func:`hw.ports.describe_shape`)."""
 
     def __init__(self, shape: dict):
         self.width = shape["width"]
@@ -250,10 +222,6 @@ class _Port:
             self._driven.value = value
             self._driven_value = value
 
-    def idle(self) -> None:
-        self._driven.value = 0
-        self._driven_value = 0
-
     def forget(self) -> None:
         """Someone else wrote the handshake bit (a reset helper): write it again next time."""
         self._driven_value = None
@@ -277,7 +245,7 @@ class StreamDriver(_Port):
                  registered: bool = False):
         super().__init__(dut, desc, clocking, name=name, stalls=stalls,
                          timeout_cycles=timeout_cycles, registered=registered)
-        self.read_ready = reader(self.ready)
+        self.read_ready = signal_reader(self.ready)
         self.sent = 0          # words accepted by the DUT, ever
         self.edges: list[int] = []  # rising edge of each accepted word (when recording)
         self.record = False
@@ -340,8 +308,8 @@ class StreamMonitor(_Port):
                  registered: bool = False):
         super().__init__(dut, desc, clocking, name=name, stalls=stalls,
                          timeout_cycles=timeout_cycles, registered=registered)
-        self.read_valid = reader(self.valid)
-        self.read_payload = reader(self.payload)
+        self.read_valid = signal_reader(self.valid)
+        self.read_payload = signal_reader(self.payload)
         self.received = 0
 
     async def _wait_valid_registered(self) -> None:

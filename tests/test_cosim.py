@@ -1,7 +1,7 @@
 """Quick co-simulation: the generated Verilog equals the golden model, bit for bit,
 in Icarus Verilog and in Verilator.
 
-Small artifacts (``sim.fixtures.tiny_artifact``: the real quantizer on a
+Small artifacts (``conftest.py``'s ``*_untrained``: the real quantizer on a
 seeded untrained model; IRIS at its real 4-16-2 shape, MNIST 784-16-10)
 so that nothing depends on ``make train``.  Each (design, simulator) is
 built once per session (``sim.runner`` caches builds on disk, keyed by the
@@ -10,7 +10,7 @@ runs one simulation streaming many vectors.  A test skips only when its
 simulator is genuinely not installed, and says how to install it.
 
 The full sign-off (every MNIST test image and IRIS sample, every mode) is
-``scripts/cosim.py`` / ``make sim``.
+``fxvae cosim`` / ``make sim``.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def test_stream_infrastructure_icarus(tmp_path):
               "phases": [{"inputs": "x", "expected": "y"}],
               "stall_in": 0.4, "stall_out": 0.4, "burst": 5, "seed": 3}
     sim = Simulation(design_from_component(_adder(), "tiny_increment"), "icarus")
-    results = sim.run("sim.tb_blocks", "stream_map", config, workdir=tmp_path, quiet=True)
+    results = sim.run("sim.cocotb_blocks", "stream_map", config, workdir=tmp_path, quiet=True)
     assert results["mismatched_words"] == 0 and results["protocol_errors"] == []
     assert results["sent"] == results["received"] == len(x)
 
@@ -99,32 +99,20 @@ def test_stream_infrastructure_icarus(tmp_path):
 # Blocks on their own
 
 
-@pytest.fixture(scope="module")
-def iris_tiny():
-    from sim.fixtures import tiny_artifact
-    return tiny_artifact("iris")
-
-
-@pytest.fixture(scope="module")
-def mnist_tiny():
-    from sim.fixtures import tiny_artifact
-    return tiny_artifact("mnist")
-
-
-def test_sigmoid_unit(sim, mnist_tiny, tmp_path):
+def test_sigmoid_unit(sim, mnist_untrained, tmp_path):
     """Every input code, then random inputs under random stalls."""
     from sim.cosim import run_sigmoid
-    artifact, _ = mnist_tiny
+    artifact, _ = mnist_untrained
     results = run_sigmoid(artifact.sigmoid, sim, workdir=tmp_path)
     assert results["mismatched_words"] == 0, results["phases"]
     assert results["protocol_errors"] == []
     assert results["words"] >= 2 ** min(artifact.sigmoid.in_fmt.width, 16)
 
 
-def test_gaussian_sampler(sim, mnist_tiny, tmp_path):
+def test_gaussian_sampler(sim, mnist_untrained, tmp_path):
     """Draws under random ready stalls, a reset in mid-stream, fresh draws after it."""
     from sim.cosim import run_sampler
-    artifact, _ = mnist_tiny
+    artifact, _ = mnist_untrained
     results = run_sampler(artifact.sampler, sim, workdir=tmp_path, n=3000)
     assert results["mismatched_words"] == 0, results["phases"]
     assert results["protocol_errors"] == []
@@ -142,7 +130,7 @@ def test_core_every_mode(sim, preset, request, tmp_path):
     """A few images of every mode, back to back, no stalls (the speed path):
     exact, and every job takes exactly the analytic model's cycles."""
     from sim.cosim import CoreCosim
-    artifact, x = request.getfixturevalue(f"{preset}_tiny")
+    artifact, x = request.getfixturevalue(f"{preset}_untrained")
     cosim = CoreCosim(artifact, sim)
     n = CORE_IMAGES[preset]
     for mode in MODES:
@@ -156,7 +144,7 @@ def test_core_every_mode(sim, preset, request, tmp_path):
 def test_core_random_stalls(sim, preset, request, tmp_path):
     """Long random valid/ready stall patterns (general, two-phase path)."""
     from sim.cosim import CoreCosim
-    artifact, x = request.getfixturevalue(f"{preset}_tiny")
+    artifact, x = request.getfixturevalue(f"{preset}_untrained")
     cosim = CoreCosim(artifact, sim)
     n = {"iris": 30, "mnist": 2}[preset]
     results, _ = cosim.run("recon_sample", x=x[:n], n=n, workdir=tmp_path, stall=0.5,
@@ -167,11 +155,11 @@ def test_core_random_stalls(sim, preset, request, tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["recon_sample", "encode"])
-def test_core_reset_mid_image(sim, mode, iris_tiny, tmp_path):
+def test_core_reset_mid_image(sim, mode, iris_untrained, tmp_path):
     """Reset during a job's input, computation and output; the next images are
     still exact (the sampler restarts from its seeds: fresh golden sampler)."""
     from sim.cosim import CoreCosim
-    artifact, x = iris_tiny
+    artifact, x = iris_untrained
     cosim = CoreCosim(artifact, sim)
     results, _ = cosim.run(mode, x=x[:12], n=12, workdir=tmp_path, stall=0.2, burst=3,
                            test="reset_mid_image", quiet=True)

@@ -13,7 +13,7 @@ from hw.arith import Reparam, SigmaRom, TaylorSigmoid
 from hw.core import VAECore
 from hw.dense import Dense, dense_plan
 from hw.plan import core_plan
-from hw.random_artifact import random_artifact
+from model.random_artifact import random_artifact
 from hw.sampler import DrawBuffer, GaussianSampler, sampler_plan
 from model.artifact import DenseSpec
 from model.fixed import Fmt, ReparamSpec, sampler_spec, sigma_rom_spec, sigmoid_spec

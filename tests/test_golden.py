@@ -8,44 +8,54 @@ from model.artifact import DenseSpec
 from model.fixed import Fmt, dense, requantize, sigmoid
 from model.golden import FLOAT64_EXACT_LIMIT, GoldenModel, Sampler, float64_exact
 from model.qat import QATVAE, fake_quant
-from model.quantize import evaluate, quantize_model
-
-from quant_fixtures import iris, tiny_iris_vae
-
-
-def artifact(wbits=8, abits=16):
-    return quantize_model(tiny_iris_vae(), iris().x_train, wbits=wbits, abits=abits)[0]
+from model.random_artifact import random_artifact, random_inputs
+from model.evaluate import evaluate
 
 
-def test_float64_bound_is_tight():
+def test_float64_bound():
     layer = lambda n_in, wx, ww: DenseSpec("l", n_in, 1, Fmt(wx, 0), Fmt(ww, 0), Fmt(8, 0),  # noqa
                                           "linear")
-    assert float64_exact(layer(784, 16, 8))                 # 784 * 2**22 ~ 2**31.6
-    assert float64_exact(layer(2 ** 13, 21, 21))            # exactly 2**53
-    assert not float64_exact(layer(2 ** 13 + 1, 21, 21))
+    assert float64_exact(layer(784, 16, 8))                # 784 * 2**22 + 2**33 ~ 2**33.5
+    # products + bias: 2**13 * 2**38 + 2**52 = 1.5 * 2**52; one input more widens the
+    # accumulator, so the bias format, by a bit: 8193 * 2**38 + 2**53 > 2**53
+    assert float64_exact(layer(2 ** 13, 20, 20))
+    assert not float64_exact(layer(2 ** 13 + 1, 20, 20))
+    assert not float64_exact(layer(2 ** 12, 21, 21))       # 2**52 + 2**53
     # why the bound matters: past 2**53 float64 sums round
     x, w = np.array([[FLOAT64_EXACT_LIMIT, 1]]), np.array([[1], [1]])
     assert int((x.astype(float) @ w.astype(float))[0, 0]) != int((x @ w)[0, 0])
 
 
 @pytest.mark.parametrize("wbits, abits", [(8, 16), (4, 10), (40, 20)])
-def test_fast_path_equals_int64_path(wbits, abits):
-    art = artifact(wbits, abits)
+def test_fast_path_equals_int64_path(wbits, abits, quantize_tiny, iris_data):
+    art = quantize_tiny(wbits, abits)
     fast, slow = GoldenModel(art), GoldenModel(art, matmul="int64")
     expected_float = {l.name for l in art.layers if float64_exact(l)}
     assert fast.float_layers == expected_float and not slow.float_layers
     if wbits == 40:
         assert not expected_float  # 4 * 2**(19+39) > 2**53: every layer falls back to int64
-    x = fast.quantize_input(iris().x_test)
+    x = fast.quantize_input(iris_data.x_test)
     for mode in ("recon_mu", "recon_sample", "encode"):
         assert np.array_equal(fast.run(mode, x), slow.run(mode, x))
     assert np.array_equal(fast.run("generate", n=7), slow.run("generate", n=7))
 
 
-def test_modes_follow_the_datapath():
-    art = artifact()
+def test_fast_path_when_the_output_is_finer_than_the_accumulator():
+    """acc_frac <= out_fmt.frac (requantize shifts left, saturating first): both paths agree."""
+    art = random_artifact("iris", seed=2, act_fmt=Fmt(16, 14), w_fmt=Fmt(8, 0),
+                          input_fmt=Fmt(9, 8))
+    assert [l.acc_frac - l.out_fmt.frac for l in art.layers] == [-6, 0, 0, 0]
+    fast, slow = GoldenModel(art), GoldenModel(art, matmul="int64")
+    assert fast.float_layers == {l.name for l in art.layers}
+    x = random_inputs(art, 50, seed=3)
+    for mode in ("recon_mu", "recon_sample", "encode"):
+        assert np.array_equal(fast.run(mode, x), slow.run(mode, x))
+
+
+def test_modes_follow_the_datapath(quantize_tiny, iris_data):
+    art = quantize_tiny()
     gm = GoldenModel(art)
-    x = gm.quantize_input(iris().x_test)
+    x = gm.quantize_input(iris_data.x_test)
     mu, logvar = gm.encode(x)
     assert np.array_equal(gm.run("encode", x), np.concatenate([mu, logvar], axis=1))
     z_mu = requantize(mu, art.mu_fmt.frac, art.z_fmt)
@@ -71,19 +81,19 @@ def test_modes_follow_the_datapath():
     assert sampler.state == twin.state
 
 
-def test_dense_is_the_spec():
-    art = artifact()
+def test_dense_is_the_spec(quantize_tiny, iris_data):
+    art = quantize_tiny()
     gm = GoldenModel(art)
     layer = art.encoder[0]
-    x = gm.quantize_input(iris().x_test)
+    x = gm.quantize_input(iris_data.x_test)
     expected = dense(x, art.weights[layer.name], art.biases[layer.name], layer.in_fmt,
                      layer.w_fmt, layer.out_fmt, layer.activation)
     assert np.array_equal(gm.dense(layer, x), expected)
 
 
-def test_argument_errors():
-    gm = GoldenModel(artifact())
-    x = gm.quantize_input(iris().x_test)
+def test_argument_errors(quantize_tiny, iris_data):
+    gm = GoldenModel(quantize_tiny())
+    x = gm.quantize_input(iris_data.x_test)
     with pytest.raises(ValueError, match="mode must be one of"):
         gm.run("dream", x)
     with pytest.raises(ValueError, match="takes n"):
@@ -100,10 +110,10 @@ def test_argument_errors():
         GoldenModel(gm.artifact, matmul="float32")
 
 
-def test_trace():
-    art = artifact()
+def test_trace(quantize_tiny, iris_data):
+    art = quantize_tiny()
     gm = GoldenModel(art)
-    x = gm.quantize_input(iris().x_test)
+    x = gm.quantize_input(iris_data.x_test)
     trace = gm.trace(x)
     names = ["input", *(l.name for l in art.encoder), "mu", "logvar", "sigma", "z",
              *(l.name for l in art.decoder), "output"]
@@ -116,21 +126,21 @@ def test_trace():
     assert np.array_equal(sampled["output"]["int"], gm.run("recon_sample", x))
 
 
-def test_error_bound_holds():
+def test_error_bound_holds(quantize_tiny, iris_data, tiny_iris_vae):
     """|golden - float64 model| <= the bound of model.quantize.recon_error_bound:
     per layer e' = |W| e + |W_q - W| |x_q| + |b_q - b| + LSB/2, then L e + A."""
     for wbits in (8, 5):
-        art = artifact(wbits)
-        bound = evaluate(art, tiny_iris_vae(), iris().x_test)["error_bound"]
-        assert bound["images_covered"] == len(iris().x_test)
+        art = quantize_tiny(wbits)
+        bound = evaluate(art, tiny_iris_vae, iris_data.x_test)["error_bound"]
+        assert bound["images_covered"] == len(iris_data.x_test)
         assert bound["holds"] and bound["max_error"] <= bound["max_bound"]
 
 
-def test_qat_forward_is_bit_exact_with_golden():
-    art = artifact(6, 14)
-    qat = QATVAE(tiny_iris_vae(), art).double().eval()
+def test_qat_forward_is_bit_exact_with_golden(quantize_tiny, iris_data, tiny_iris_vae):
+    art = quantize_tiny(6, 14)
+    qat = QATVAE(tiny_iris_vae, art).double().eval()
     gm = GoldenModel(art)
-    x = iris().x_test
+    x = iris_data.x_test
     trace = gm.trace(gm.quantize_input(x))
     with torch.no_grad():
         mu, logvar = qat.encode(torch.from_numpy(x).double())

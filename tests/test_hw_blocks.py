@@ -27,7 +27,7 @@ from model.fixed import (
     sigmoid, sigmoid_spec,
 )
 from model.golden import Sampler
-from hwsim import run_stream, stream_get, stream_put
+from sim.pysim import run_stream, stream_get, stream_put
 
 KINDS = ("taylor5", "minimax5")
 

@@ -1,43 +1,19 @@
-"""VAECore vs GoldenModel.run, bit for bit, in every mode, with random stalls; cycles vs hw.estimate."""
+"""VAECore vs GoldenModel.run, bit for bit, in every mode, with random stalls, in Amaranth's
+simulator (sim.pysim); cycles vs hw.estimate."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+import torch
 
 from hw.core import VAECore
 from hw.plan import core_plan
-from hw.random_artifact import random_artifact, random_inputs
-from hw.simrun import run_core
-from model.golden import GoldenModel, Sampler
-
-
-def golden_outputs(art, jobs):
-    gold = GoldenModel(art)
-    sampler = Sampler(art.sampler)
-    want = []
-    for mode, x in jobs:
-        if mode == "generate":
-            want.append(gold.run(mode, n=1, sampler=sampler)[0])
-        else:
-            want.append(gold.run(mode, np.asarray(x)[None, :], sampler=sampler)[0])
-    return want
-
-
-def check(art, jobs, outputs):
-    want = golden_outputs(art, jobs)
-    for k, ((mode, _), got, exp) in enumerate(zip(jobs, outputs, want)):
-        data = [d for d, _ in got]
-        lasts = [l for _, l in got]
-        assert len(got) == len(exp), f"job {k} ({mode}): {len(got)} words, want {len(exp)}"
-        assert lasts == [0] * (len(exp) - 1) + [1], f"job {k} ({mode}): last flags {lasts}"
-        mismatch = int(np.sum(np.array(data) != exp))
-        assert mismatch == 0, f"job {k} ({mode}): {mismatch} mismatches\n{data}\n{list(exp)}"
-
-
-def mixed_jobs(art, modes, seed):
-    x = random_inputs(art, len(modes), seed=seed)
-    return [(m, None if m == "generate" else x[k]) for k, m in enumerate(modes)]
+from model.data import load_dataset
+from model.golden import GoldenModel
+from model.quantize import quantize_model
+from model.random_artifact import random_artifact
+from model.vae import VAE, make_config
+from sim.pysim import job_errors, random_jobs, run_core
 
 
 MODES_MIX = ["recon_sample", "encode", "generate", "recon_mu", "recon_sample", "generate",
@@ -54,9 +30,9 @@ MODES_MIX = ["recon_sample", "encode", "generate", "recon_mu", "recon_sample", "
 def test_iris_core_all_modes_vs_golden(lanes, p, options):
     art = random_artifact("iris", seed=3)
     core = VAECore(core_plan(art, lanes, **options))
-    jobs = mixed_jobs(art, MODES_MIX, seed=11)
+    jobs = random_jobs(art, MODES_MIX, seed=11)
     outputs, timing = run_core(core, jobs, p_gap=p, p_stall=p, p_cmd_gap=p, seed=5)
-    check(art, jobs, outputs)
+    assert not job_errors(art, jobs, outputs)
     if p == 0.0:  # no stalls: every job's cycle count is the analytic model's
         est = core.estimate()
         for (mode, _), (c0, c1) in zip(jobs, timing):
@@ -66,19 +42,18 @@ def test_iris_core_all_modes_vs_golden(lanes, p, options):
 def test_iris_core_minimax_no_correction():
     art = random_artifact("iris", seed=8, sigmoid_kind="minimax5", correction="none")
     core = VAECore(core_plan(art, 4))
-    jobs = mixed_jobs(art, ["generate", "recon_sample", "recon_mu", "encode"], seed=2)
+    jobs = random_jobs(art, ["generate", "recon_sample", "recon_mu", "encode"], seed=2)
     outputs, _ = run_core(core, jobs, p_gap=0.2, p_stall=0.2, seed=1)
-    check(art, jobs, outputs)
+    assert not job_errors(art, jobs, outputs)
 
 
 def test_mnist_core_every_mode_vs_golden_and_cycles():
     """The MNIST shape at 64 lanes: every mode once, then cycle counts vs the model."""
     art = random_artifact("mnist", seed=4)
-    lanes = 64
-    core = VAECore(core_plan(art, lanes))
-    jobs = mixed_jobs(art, ["recon_sample", "encode", "generate", "recon_mu"], seed=6)
+    core = VAECore(core_plan(art, 64))
+    jobs = random_jobs(art, ["recon_sample", "encode", "generate", "recon_mu"], seed=6)
     outputs, timing = run_core(core, jobs, seed=9)
-    check(art, jobs, outputs)
+    assert not job_errors(art, jobs, outputs)
     est = core.estimate()
     for (mode, _), (c0, c1) in zip(jobs, timing):
         assert c1 - c0 + 1 == est.cycles[mode], mode
@@ -87,9 +62,9 @@ def test_mnist_core_every_mode_vs_golden_and_cycles():
 def test_mnist_core_stalls():
     art = random_artifact("mnist", seed=5)
     core = VAECore(core_plan(art, [128, 20, 16, 112]))
-    jobs = mixed_jobs(art, ["recon_sample", "encode"], seed=7)
+    jobs = random_jobs(art, ["recon_sample", "encode"], seed=7)
     outputs, _ = run_core(core, jobs, p_gap=0.2, p_stall=0.2, seed=3)
-    check(art, jobs, outputs)
+    assert not job_errors(art, jobs, outputs)
 
 
 def test_plan_argument_errors():
@@ -107,11 +82,6 @@ def test_plan_argument_errors():
 
 def test_iris_core_from_quantizer():
     """An artifact from model.quantize (random-initialised VAE, real IRIS data)."""
-    torch = pytest.importorskip("torch")
-    from model.data import load_dataset
-    from model.quantize import quantize_model
-    from model.vae import VAE, make_config
-
     torch.manual_seed(0)
     data = load_dataset("iris")
     art, *_ = quantize_model(VAE(make_config("iris")), data.x_train)
@@ -120,4 +90,4 @@ def test_iris_core_from_quantizer():
     modes = ["recon_sample", "encode", "generate", "recon_mu", "recon_sample", "generate"]
     jobs = [(m, None if m == "generate" else x[k]) for k, m in enumerate(modes)]
     outputs, _ = run_core(core, jobs, p_gap=0.3, p_stall=0.3, p_cmd_gap=0.2, seed=2)
-    check(art, jobs, outputs)
+    assert not job_errors(art, jobs, outputs)

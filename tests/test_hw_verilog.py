@@ -1,9 +1,8 @@
+# amaranth: UnusedElaboratable=no
 """Verilog generation: both presets convert, reproducibly; Verilator lint has no errors; CLI errors."""
 
 import json
-import re
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +11,9 @@ import pytest
 
 from hw.core import VAECore
 from hw.plan import core_plan
-from hw.random_artifact import random_artifact
-from hw.verilog import convert, hex_lines, port_list, write_core
+from model.random_artifact import random_artifact
+from hw.ports import check_ports, port_directions, port_map, verilog_ports
+from hw.verilog import convert, hex_lines, verilog_and_ports, write_core
 
 ROOT = Path(__file__).resolve().parents[1]
 VERILATOR_ROOT = ROOT / ".venv/lib/python3.11/site-packages/verilator"
@@ -54,15 +54,11 @@ def test_convert_and_lint(preset, lanes, tmp_path):
     assert f"module fxvae_{preset}(" in text
     assert "src =" not in text  # no absolute paths: reproducible across checkouts
     desc = json.loads(paths["json"].read_text())
-    names = {p["name"] for p in desc["ports"]}
-    assert names == {"clk", "rst", "cmd__payload", "cmd__valid", "cmd__ready", "i__payload",
-                     "i__valid", "i__ready", "o__payload", "o__valid", "o__ready"}
-    top = text.split(f"module fxvae_{preset}(")[1].split("endmodule")[0]
-    for port in desc["ports"]:
-        match = re.search(rf"^\s*(input|output)\s*(?:\[(\d+):0\])?\s*{port['name']};", top, re.M)
-        assert match, port
-        assert match.group(1) == port["direction"]
-        assert int(match.group(2) or 0) + 1 == port["width"]
+    # the JSON's ports are the Verilog's, with their directions and widths
+    assert port_directions(desc["ports"]) == verilog_ports(text, f"fxvae_{preset}")
+    assert set(port_directions(desc["ports"])) == {
+        "clk", "rst", "cmd__payload", "cmd__valid", "cmd__ready", "i__payload", "i__valid",
+        "i__ready", "o__payload", "o__valid", "o__ready"}
     assert desc["modes"] == {"recon_mu": 0, "recon_sample": 1, "generate": 2, "encode": 3}
     assert desc["cycles_per_image"] == {m: c + 1 for m, c in desc["latency"].items()}
     rc, errors, warnings = lint(paths["verilog"], f"fxvae_{preset}")
@@ -86,9 +82,9 @@ def test_reproducible(tmp_path):
     assert a == b
     # and through the CLI, in a fresh process
     for out in ("a", "b"):
-        subprocess.run([sys.executable, str(ROOT / "scripts/gen_verilog.py"), "--random", "iris",
+        subprocess.run([sys.executable, "-m", "scripts.cli", "verilog", "--random", "iris",
                         "--lanes", "3", "--out", str(tmp_path / out)], check=True,
-                       capture_output=True)
+                       capture_output=True, cwd=ROOT)
     assert (tmp_path / "a/fxvae_iris.v").read_bytes() == (tmp_path / "b/fxvae_iris.v").read_bytes()
     assert (tmp_path / "a/fxvae_iris.json").read_bytes() == \
         (tmp_path / "b/fxvae_iris.json").read_bytes()
@@ -97,7 +93,6 @@ def test_reproducible(tmp_path):
 def test_other_yosys_is_refused(monkeypatch):
     monkeypatch.setenv("AMARANTH_USE_YOSYS", "system")
     core = VAECore(core_plan(random_artifact("iris"), 4))
-    core._MustUse__silence = True
     with pytest.raises(RuntimeError, match="must be 'builtin'"):
         convert(core, "top")
 
@@ -107,13 +102,25 @@ def test_hex_lines_twos_complement():
     assert hex_lines([-1, 3], 13) == "1fff\n0003\n"
 
 
-def test_port_list_directions():
+def test_port_map_directions():
     core = VAECore(core_plan(random_artifact("iris"), 4))
-    core._MustUse__silence = True
-    ports = {p["name"]: p for p in port_list(core)}
-    assert ports["cmd__payload"]["direction"] == "input" and ports["cmd__ready"]["direction"] == "output"
-    assert ports["o__valid"]["direction"] == "output" and ports["o__ready"]["direction"] == "input"
-    assert ports["o__payload"]["fields"]["last"]["offset"] == core.out_width
+    ports = port_map(core)
+    assert ports["streams"]["cmd"]["dir"] == "in" and ports["streams"]["o"]["dir"] == "out"
+    directions = port_directions(ports)
+    assert directions["cmd__payload"] == ("input", 2) and directions["cmd__ready"][0] == "output"
+    assert directions["o__valid"][0] == "output" and directions["o__ready"][0] == "input"
+    assert ports["streams"]["o"]["shape"]["fields"]["last"]["offset"] == core.out_width
+
+
+def test_check_ports_names_the_difference():
+    core = VAECore(core_plan(random_artifact("iris"), 4))
+    text, ports = verilog_and_ports(core, "top")
+    ports["streams"]["o"]["shape"]["width"] += 1
+    ports["signals"]["extra"] = {"dir": "in", "width": 3, "signed": False}
+    with pytest.raises(ValueError, match=r"extra: signature \('input', 3\), Verilog none; "
+                                         r"o__payload: signature \('output', 18\), "
+                                         r"Verilog \('output', 17\)"):
+        check_ports(ports, text, "top")
 
 
 @pytest.mark.parametrize("args,message", [
@@ -123,6 +130,8 @@ def test_port_list_directions():
     (["--random", "iris", "--lanes", "a", "--out", "x"], "comma-separated"),
 ])
 def test_cli_errors(args, message, tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts/gen_verilog.py"), *args],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "scripts.cli", "verilog", *args],
+                          capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("usage: fxvae verilog")

@@ -1,10 +1,8 @@
 """Calibration, format choice, the narrow-format report, the artifact file and the CLI."""
 
 import dataclasses
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,18 +10,18 @@ import pytest
 from model.artifact import ArtifactError, artifact_digest, load_artifact, save_artifact
 from model.fixed import LFSR_BANK, Fmt
 from model.golden import GoldenModel
+from model.evaluate import evaluate, wbits_sweep
 from model.quantize import (
-    build_artifact, choose_formats, evaluate, fmt_for, parse_override, quantize_model,
-    range_checks, wbits_sweep, weight_fmt,
+    build_artifact, choose_formats, fmt_for, parse_override, quantize_model, range_checks,
+    weight_fmt,
 )
 from model.vae import make_config, save_checkpoint, VAE
-
-from quant_fixtures import iris, tiny_iris_vae
+from scripts import cli
 
 
 @pytest.fixture(scope="module")
-def quantized():
-    return quantize_model(tiny_iris_vae(), iris().x_train)
+def quantized(tiny_iris_vae, iris_data):
+    return quantize_model(tiny_iris_vae, iris_data.x_train)
 
 
 def test_fmt_for():
@@ -55,8 +53,8 @@ def test_weight_rules():
         weight_fmt(w, 4, "p99")
 
 
-def test_mse_rule_clipping_is_noted_not_warned(quantized):
-    model, calib = tiny_iris_vae(), quantized[2]
+def test_mse_rule_clipping_is_noted_not_warned(quantized, tiny_iris_vae):
+    model, calib = tiny_iris_vae, quantized[2]
     plan = choose_formats(model, calib, wbits=3, weight_rule="mse")
     assert plan.clipped == {"enc0", "enc_head", "dec0", "dec_out"}
     checks = range_checks(model, plan, calib)
@@ -67,7 +65,7 @@ def test_mse_rule_clipping_is_noted_not_warned(quantized):
                                                               if c.narrow][0].message()
 
 
-def test_parse_override():
+def test_parse_override(iris_data, tiny_iris_vae):
     assert parse_override("enc0:6,12") == ("enc0", 6, 12)
     assert parse_override("dec_out:,16.13") == ("dec_out", None, Fmt(16, 13))
     assert parse_override("enc_head:4.3,") == ("enc_head", Fmt(4, 3), None)
@@ -75,7 +73,7 @@ def test_parse_override():
         with pytest.raises(ValueError):
             parse_override(bad)
     with pytest.raises(ValueError, match="layers are enc0, enc_head, dec0, dec_out"):
-        choose_formats(tiny_iris_vae(), quantize_model(tiny_iris_vae(), iris().x_train)[2],
+        choose_formats(tiny_iris_vae, quantize_model(tiny_iris_vae, iris_data.x_train)[2],
                        overrides=[("enc9", 4, None)])
 
 
@@ -90,10 +88,10 @@ def test_default_formats(quantized):
     assert {"input", "z", "enc0.weight", "enc0.bias", "enc0.out", "dec_out.out"} <= set(names)
 
 
-def test_narrow_format_is_reported_and_saturates(quantized):
+def test_narrow_format_is_reported_and_saturates(quantized, iris_data, tiny_iris_vae):
     _, _, calib, _ = quantized
-    model = tiny_iris_vae()
-    art, _, _, checks = quantize_model(model, iris().x_train, calib=calib,
+    model = tiny_iris_vae
+    art, _, _, checks = quantize_model(model, iris_data.x_train, calib=calib,
                                        overrides=[("enc0", None, Fmt(16, 15)),
                                                   ("dec_out", 3, None)])
     narrow = {check.tensor: check for check in checks if check.narrow}
@@ -104,15 +102,15 @@ def test_narrow_format_is_reported_and_saturates(quantized):
     assert f"{check.n_saturated} of {check.n_values}" in check.message()
     # saturated, not wrapped: the golden model's enc0 outputs pin at the top
     gm = GoldenModel(art)
-    out = gm.trace(gm.quantize_input(iris().x_train))["enc0"]["int"]
+    out = gm.trace(gm.quantize_input(iris_data.x_train))["enc0"]["int"]
     assert out.max() == Fmt(16, 15).max_int and out.min() >= 0
 
 
-def test_iris_mse_ratio(quantized):
-    report = evaluate(quantized[0], tiny_iris_vae(), iris().x_test)
+def test_iris_mse_ratio(quantized, iris_data, tiny_iris_vae):
+    report = evaluate(quantized[0], tiny_iris_vae, iris_data.x_test)
     assert report["mse_ratio"] <= 1.1
     assert abs(report["quant_elbo"] - report["float_elbo"]) < 0.5
-    sweep = wbits_sweep(tiny_iris_vae(), quantized[2], iris().x_test, [4, 12], 16, "taylor5",
+    sweep = wbits_sweep(tiny_iris_vae, quantized[2], iris_data.x_test, [4, 12], 16, "taylor5",
                         rules=["max"])
     assert sweep[1]["mse_ratio"] == pytest.approx(1, abs=0.01)
     assert sweep[0]["mse_ratio"] > sweep[1]["mse_ratio"]
@@ -127,7 +125,7 @@ def test_logvar_range_must_match_the_hardware(quantized):
 # -- the artifact file
 
 
-def test_round_trip(quantized, tmp_path):
+def test_round_trip(quantized, tmp_path, iris_data):
     art = quantized[0]
     json_path = save_artifact(art, tmp_path)
     spec = json.loads(json_path.read_text())
@@ -140,7 +138,7 @@ def test_round_trip(quantized, tmp_path):
         assert np.array_equal(loaded.biases[name], art.biases[name])
     assert (loaded.sigmoid, loaded.sigma_rom, loaded.sampler) == (art.sigmoid, art.sigma_rom,
                                                                   art.sampler)
-    x = GoldenModel(art).quantize_input(iris().x_test)
+    x = GoldenModel(art).quantize_input(iris_data.x_test)
     for mode in ("recon_mu", "recon_sample", "encode"):
         assert np.array_equal(GoldenModel(loaded).run(mode, x), GoldenModel(art).run(mode, x))
     assert artifact_digest(loaded) == artifact_digest(art)
@@ -244,19 +242,15 @@ def test_save_refuses_an_invalid_artifact(quantized, tmp_path):
 # -- the command line
 
 
-def test_cli_writes_artifact_report_and_figures(tmp_path, capsys):
-    path = Path(__file__).resolve().parents[1] / "scripts" / "quantize.py"
-    spec = importlib.util.spec_from_file_location("script_quantize", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    data = iris()
+def test_cli_writes_artifact_report_and_figures(tmp_path, capsys, iris_data, tiny_iris_vae):
+    data = iris_data
     checkpoint = tmp_path / "checkpoint.pt"
-    save_checkpoint(checkpoint, tiny_iris_vae(), tiny_iris_vae().config,
+    save_checkpoint(checkpoint, tiny_iris_vae, tiny_iris_vae.config,
                     {"preset": "iris", "seed": 0, "mnist_dir": None, "scaling": data.scaling,
                      "source": data.source}, {})
     out = tmp_path / "quant"
-    script.main(["--checkpoint", str(checkpoint), "--out", str(out), "--override", "enc0:,16.15",
-          "--sweep-bits", "6,8"])
+    assert cli.main(["quantize", "--checkpoint", str(checkpoint), "--out", str(out),
+                     "--override", "enc0:,16.15", "--sweep-bits", "6,8"]) == 0
     printed = capsys.readouterr()
     assert "WARNING: enc0.out: calibrated range" in printed.err
     assert "recon MSE" in printed.out and "quantized" in printed.out

@@ -8,8 +8,9 @@ from model.fixed import (
     IRWIN_HALL_OFFSET, LFSR_BANK, N_UNIFORMS, UNIFORM_BITS, Lfsr, eps_from_uniforms, lfsr_seeds,
     lfsr_step, lfsr_stream, sampler_spec,
 )
-from model.golden import (
-    Sampler, eps_distribution, exact_sampler_stats, ks_distance_to_normal, lfsr_is_maximal,
+from model.golden import Sampler
+from model.sampler_stats import (
+    eps_distribution, exact_sampler_stats, ks_distance_to_normal, lfsr_is_maximal,
     uniform_sum_pmf,
 )
 

@@ -1,4 +1,3 @@
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,15 +10,9 @@ import torch
 from model.data import load_dataset
 from model.train import TrainSettings, configure_determinism, evaluate, run_training, train_model
 from model.vae import VAE, load_checkpoint, make_config
+from scripts import cli
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_short_iris_training_lowers_loss_and_error():
@@ -68,16 +61,15 @@ def test_train_settings_reject_bad_values():
     (["--hidden", "16,x"], "--hidden: expected comma-separated integers"),
 ])
 def test_train_cli_rejects_bad_arguments(tmp_path, capsys, args, message):
-    script = load_script("train")
     with pytest.raises(SystemExit) as exit_info:
-        script.main(["--preset", "iris", "--out", str(tmp_path), *args])
+        cli.main(["train", "--preset", "iris", "--out", str(tmp_path), *args])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
 
 
 def test_train_cli_runs_from_the_repo_root(tmp_path):
     result = subprocess.run(
-        [sys.executable, "scripts/train.py", "--preset", "iris", "--epochs", "3",
+        [sys.executable, "-m", "scripts.cli", "train", "--preset", "iris", "--epochs", "3",
          "--latent", "3", "--hidden", "8,8", "--sigmoid", "minimax5", "--out", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

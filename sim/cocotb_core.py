@@ -1,5 +1,9 @@
 """cocotb tests for ``VAECore`` (:mod:`hw.core`) against the golden model.
 
+The ``cocotb_`` modules run inside the Verilog simulator (Icarus, Verilator)
+and drive the generated Verilog; :mod:`sim.pysim` drives the Amaranth
+components in Amaranth's own simulator.
+
 Protocol under test (hw/core.py): a ``cmd`` word ``{mode}`` starts a job;
 modes that take an image read ``input_dim`` words on ``i``; the job emits
 words ``{data, last}`` on ``o`` until one with ``last``.  One job at a time:
@@ -185,7 +189,7 @@ async def run_images(dut):
 
 
 async def _abort(bench: CoreBench, x_row, where: str, n_words: int, board: Scoreboard,
-                 prefix_row: int | None, compute_wait: int):
+                 compute_wait: int):
     """Start one job, reset during ``where`` (input | compute | output)."""
     dut, cfg, ck = bench.dut, bench.cfg, bench.ck
     tasks = [cocotb.start_soon(bench.cmd.send([bench.cmd_word], packed=True))]
@@ -230,7 +234,7 @@ async def reset_mid_image(dut):
     compute_wait = max(2, int(cfg.get("latency", 20)) // 3)
     aborted = {}
     for where in ("input", "compute", "output"):
-        got = await _abort(bench, x0, where, words, board, 0, compute_wait)
+        got = await _abort(bench, x0, where, words, board, compute_wait)
         if where == "output":
             # The job began right after a reset, so its words are image 0's
             # golden outputs (fresh sampler): check the prefix that came out.

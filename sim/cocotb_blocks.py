@@ -1,5 +1,8 @@
 """cocotb tests for single stream blocks (sigmoid unit, sampler, any i->o map).
 
+Like every ``cocotb_`` module this runs inside the Verilog simulator and
+drives the generated Verilog (:mod:`sim.pysim` is the Amaranth-simulator side).
+
 Run through :class:`sim.runner.Simulation`; everything comes from the JSON
 config (:mod:`sim.exchange`):
 

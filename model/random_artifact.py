@@ -14,21 +14,24 @@ import numpy as np
 
 from model.artifact import Artifact, DenseSpec
 from model.fixed import Fmt, sampler_spec, sigma_rom_spec, sigmoid_spec
+from model.vae import PRESETS
 
 __all__ = ["SHAPES", "random_artifact", "random_inputs"]
 
-#: preset -> (input_dim, hidden widths, latent_dim), as model.vae.PRESETS.
+#: preset -> (input_dim, hidden widths, latent_dim), from model.vae.PRESETS.
 SHAPES: dict[str, tuple[int, tuple[int, ...], int]] = {
-    "iris": (4, (16,), 2),
-    "mnist": (784, (128,), 10),
-}
+    name: (config.input_dim, tuple(config.hidden), config.latent_dim)
+    for name, config in PRESETS.items()}
 
 
 def random_artifact(preset: str = "iris", seed: int = 0, *, shape=None,
                     sigmoid_kind: str = "taylor5", correction: str = "teichroew",
                     act_fmt: Fmt = Fmt(16, 10), w_fmt: Fmt = Fmt(8, 6),
                     input_fmt: Fmt = Fmt(9, 8)) -> Artifact:
-    """A valid :class:`Artifact` with random integer weights (reproducible from ``seed``)."""
+    """A valid :class:`Artifact` with random integer weights (reproducible from ``seed``),
+    of ``preset``'s shape or of ``shape = (input_dim, hidden widths, latent_dim)``."""
+    if shape is None and preset not in SHAPES:
+        raise ValueError(f"preset must be one of {', '.join(SHAPES)}, not {preset!r}")
     input_dim, hidden, latent = shape if shape is not None else SHAPES[preset]
     rng = np.random.default_rng(seed)
     enc_widths = [input_dim, *hidden, 2 * latent]
@@ -42,7 +45,7 @@ def random_artifact(preset: str = "iris", seed: int = 0, *, shape=None,
             spec = DenseSpec(name, n_in, n_out, in_fmt, w_fmt, act_fmt, "linear" if last else "relu")
             std = np.sqrt(2.0 / n_in)
             w = w_fmt.quantize(rng.normal(0, std, size=(n_out, n_in)))
-            b = np.round(rng.normal(0, 0.1, size=n_out) * 2.0 ** spec.acc_frac).astype(np.int64)
+            b = spec.bias_fmt.quantize(rng.normal(0, 0.1, size=n_out))
             layers[side].append(spec)
             weights[name] = w
             biases[name] = b
@@ -53,7 +56,7 @@ def random_artifact(preset: str = "iris", seed: int = 0, *, shape=None,
         sigmoid=sigmoid_spec(sigmoid_kind, layers["decoder"][-1].out_fmt, Fmt(10, 8)),
         sigma_rom=sigma_rom_spec(head.out_fmt, Fmt(16, 12)),
         sampler=sampler_spec(correction, seed=seed + 1),
-        meta={"source": f"hw.random_artifact(preset={preset!r}, seed={seed})"})
+        meta={"source": f"model.random_artifact(preset={preset!r}, seed={seed})"})
 
 
 def random_inputs(artifact: Artifact, n: int, seed: int = 0) -> np.ndarray:
