@@ -21,7 +21,7 @@ from model.vae import VAE, kl_divergence  # noqa: E402
 
 __all__ = ["save", "reconstruction_figure", "samples_figure", "latent_map_figure",
            "manifold_figure", "interpolation_figure", "traversal_figure", "beta_figure",
-           "encode_mu", "decode"]
+           "encode_mu", "decode", "show_images", "scatter_latents"]
 
 
 def save(fig: plt.Figure, path: str | Path) -> Path:
@@ -56,7 +56,7 @@ def _mosaic(images: np.ndarray, feature_shape, ncols: int, pad: int = 1) -> np.n
     return canvas
 
 
-def _show(ax, images, feature_shape, ncols, title=None):
+def show_images(ax, images, feature_shape, ncols, title=None):
     ax.imshow(_mosaic(images, feature_shape, ncols), cmap="gray_r", vmin=0, vmax=1,
               interpolation="nearest")
     ax.set_xticks([])
@@ -65,7 +65,7 @@ def _show(ax, images, feature_shape, ncols, title=None):
         ax.set_title(title, fontsize=9)
 
 
-def _scatter_latents(ax, mu: np.ndarray, labels: np.ndarray, title: str, class_names=None):
+def scatter_latents(ax, mu: np.ndarray, labels: np.ndarray, title: str, class_names=None):
     if mu.shape[1] != 2:
         raise ValueError(f"a latent map needs a 2-D latent space, not {mu.shape[1]}-D")
     classes = np.unique(labels)
@@ -98,7 +98,7 @@ def reconstruction_figure(x: np.ndarray, models: dict[str, VAE], feature_shape) 
                              squeeze=False)
     for ax, (name, images) in zip(axes[:, 0], rows.items()):
         mse = "" if name == "ground truth" else f"  (MSE {np.mean((images - x) ** 2):.4f})"
-        _show(ax, images, feature_shape, len(x), name + mse)
+        show_images(ax, images, feature_shape, len(x), name + mse)
     return fig
 
 
@@ -109,7 +109,7 @@ def samples_figure(models: dict[str, VAE], feature_shape, *, n: int = 8,
     generator = torch.Generator().manual_seed(seed)
     for ax, (name, model) in zip(axes[0], models.items()):
         z = torch.randn(n * n, model.config.latent_dim, generator=generator)
-        _show(ax, decode(model, z.numpy()), feature_shape, n, name)
+        show_images(ax, decode(model, z.numpy()), feature_shape, n, name)
     return fig
 
 
@@ -119,14 +119,14 @@ def latent_map_figure(models: dict[str, VAE], x: np.ndarray, labels: np.ndarray,
     plain AE's irregular latent space beside the VAE's prior-shaped one)."""
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 4), squeeze=False)
     for ax, (name, model) in zip(axes[0], models.items()):
-        _scatter_latents(ax, encode_mu(model, x), labels, name, class_names)
+        scatter_latents(ax, encode_mu(model, x), labels, name, class_names)
     fig.tight_layout()
     return fig
 
 
 def manifold_figure(model: VAE, feature_shape, *, n: int = 15, title: str = "") -> plt.Figure:
     fig, ax = plt.subplots(figsize=(5, 5))
-    _show(ax, _manifold_images(model, n), feature_shape, n,
+    show_images(ax, _manifold_images(model, n), feature_shape, n,
           title or "decoded 2-D latent grid (prior quantiles 5 %..95 %)")
     return fig
 
@@ -139,7 +139,7 @@ def interpolation_figure(model: VAE, x_start: np.ndarray, x_end: np.ndarray, fea
     path = decode(model, (1 - weights) * mu[0] + weights * mu[1])
     strip = np.concatenate([x_start[None], path, x_end[None]])
     fig, ax = plt.subplots(figsize=(0.6 * len(strip), 1.0))
-    _show(ax, strip, feature_shape, len(strip),
+    show_images(ax, strip, feature_shape, len(strip),
           f"input | {steps} decodings along the line between the two mu | input")
     return fig
 
@@ -155,7 +155,7 @@ def traversal_figure(model: VAE, x: np.ndarray, feature_shape, *, span: float = 
     for dim in range(dims):
         z[dim * steps:(dim + 1) * steps, dim] = sweep
     fig, ax = plt.subplots(figsize=(0.55 * steps + 0.8, 0.55 * dims + 0.5))
-    _show(ax, decode(model, z), feature_shape, steps,
+    show_images(ax, decode(model, z), feature_shape, steps,
           f"latent traversals, z_i from {-span:g} to {span:g}")
     height = feature_shape[0] + 1
     ax.set_yticks([1 + height * (dim + 0.5) for dim in range(dims)])
@@ -178,8 +178,8 @@ def beta_figure(models: dict[str, VAE], x: np.ndarray, labels: np.ndarray, featu
         kl = float(kl_divergence(mu, logvar).mean())
         mu = mu.numpy()
         mse = float(np.mean((decode(model, mu) - x) ** 2))
-        _scatter_latents(axes[0, column], mu, labels, f"{name}: MSE {mse:.4f}, KL {kl:.2f}")
-        _show(axes[1, column], _manifold_images(model, n), feature_shape, n,
+        scatter_latents(axes[0, column], mu, labels, f"{name}: MSE {mse:.4f}, KL {kl:.2f}")
+        show_images(axes[1, column], _manifold_images(model, n), feature_shape, n,
               f"{name}: decoded latent grid")
     fig.tight_layout()
     return fig

@@ -78,13 +78,9 @@ def parse_args(argv=None):
 
 
 def load_inputs(artifact, preset: str, data_dir=None) -> np.ndarray:
-    """The evaluation images as ints: MNIST test split, or all 150 IRIS samples."""
-    from model.data import load_dataset
-    data = load_dataset(preset, mnist_dir=data_dir)
-    if preset == "iris":
-        x = np.concatenate([data.x_train, data.x_test])
-    else:
-        x = data.x_test
+    """The evaluation images as ints (:func:`model.data.evaluation_set`)."""
+    from model.data import evaluation_set, load_dataset
+    x, _, _ = evaluation_set(load_dataset(preset, mnist_dir=data_dir))
     if x.shape[1] != artifact.input_dim:
         raise SystemExit(f"dataset has {x.shape[1]} features, artifact expects {artifact.input_dim}")
     return artifact.input_fmt.quantize(x)
@@ -143,7 +139,7 @@ def main(argv=None) -> int:
     n = args.images if args.images is not None else len(x_all)
     if n > len(x_all) and set(modes) - {"generate"}:
         raise SystemExit(f"only {len(x_all)} images available, asked for {n}")
-    out = args.out or REPO / "build" / "sim" / preset
+    out = (args.out or REPO / "build" / "sim" / preset).resolve()  # the simulator runs elsewhere
     out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.monotonic()
