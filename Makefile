@@ -67,7 +67,7 @@ SHORT_SIMS := $(BUILD)/sim-short/iris/cosim.json $(BUILD)/sim-short/mnist/cosim.
 COMPARE    := $(PY) scripts/compare.py --out $(BUILD)/report
 
 $(BUILD)/sim-short/%/cosim.json: $(BUILD)/%/quant/artifact.json $(wildcard hw/*.py) $(wildcard sim/*.py)
-	$(PY) scripts/cosim.py --preset $* --sim verilator --mode all --lanes $($*_LANES) \
+	$(PY) scripts/cosim.py --preset $* --sim verilator --mode all --lanes $($*_LANES) --quiet \
 	  $(if $(SHORT_IMAGES_$*),--images $(SHORT_IMAGES_$*)) --out $(BUILD)/sim-short/$*
 
 demo: verilog $(SHORT_SIMS) ## set up and run the main job end to end on the embedded data, ending with the report
