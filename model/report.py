@@ -56,8 +56,7 @@ QUANT_FIGURES = {
 #: top-class probability and cover every class.
 RECON_ACCURACY_RATIO = 0.99
 TOP_PROBABILITY_RATIO = 0.95
-#: Images per column of the side-by-side grid: one per class for MNIST, five per species for IRIS.
-GRID_IMAGES = 10
+#: Rows of the side-by-side grid per class: one per digit, five per IRIS species.
 GRID_PER_CLASS = {"mnist": 1, "iris": 5}
 #: Generated images shown per model (an 8 x 8 mosaic).
 GENERATED_SHOWN = 64
@@ -168,13 +167,13 @@ def find_rtl_outputs(directories, preset: str, artifact: Artifact,
 # Figures
 
 
-def _grid_rows(labels: np.ndarray, eligible: np.ndarray, per_class: int, count: int) -> np.ndarray:
-    """Up to ``count`` eligible rows: the first of each class, then the second, ...
-    (at most ``per_class`` of each)."""
+def _grid_rows(labels: np.ndarray, eligible: np.ndarray, per_class: int) -> np.ndarray:
+    """Up to ``per_class`` eligible rows of every class: the first of each class,
+    then the second, ..."""
     pools = [np.flatnonzero(eligible & (labels == label))[:per_class]
              for label in np.unique(labels)]
-    order = [pool[k] for k in range(per_class) for pool in pools if k < len(pool)]
-    return np.array(order[:count], dtype=np.int64)
+    return np.array([pool[k] for k in range(per_class) for pool in pools if k < len(pool)],
+                    dtype=np.int64)
 
 
 def _columns_figure(columns: dict[str, np.ndarray], feature_shape, labels=None) -> plt.Figure:
@@ -462,8 +461,7 @@ def preset_section(preset: str, *, model: VAE, artifact: Artifact, data: Dataset
     # The side-by-side grid: test inputs the RTL ran, the same rows in every column.
     covered = np.arange(len(x_eval)) < (rtl_n or len(x_eval))
     eligible = is_test & covered if np.any(is_test & covered) else covered
-    per_class = GRID_PER_CLASS.get(preset, 1)
-    rows = _grid_rows(y_eval, eligible, per_class, GRID_IMAGES if images else 3 * per_class)
+    rows = _grid_rows(y_eval, eligible, GRID_PER_CLASS.get(preset, 1))
     grid = {title: recon[name][rows] for title, name in (
         ("input", "test images"), ("float", "float recon"), ("quantized", "quantized recon"),
         ("RTL", "RTL recon")) if name in recon}
