@@ -22,7 +22,8 @@ export MPLBACKEND := Agg
 
 .DEFAULT_GOAL := help
 .SECONDARY:
-.PHONY: help setup test demo train quantize verilog sim figures bench bench-quant bench-hw clean
+.DELETE_ON_ERROR:
+.PHONY: help setup test demo train quantize verilog sim compare figures bench bench-quant clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -60,20 +61,32 @@ $(BUILD)/%/rtl/fxvae.v: $(BUILD)/%/quant/artifact.json $(wildcard hw/*.py)
 figures: $(STAMP) ## draw every figure (extra latent sizes, betas, baselines) into build/figures/all
 	$(FXVAE) figures --all --out $(BUILD)/figures/all
 
-demo: verilog ## set up and run the main job end to end on the embedded data
+# The report's RTL column: a short Verilator co-simulation (every IRIS sample,
+# the first SHORT_IMAGES_mnist MNIST test images of every mode, classes in turn).
+SHORT_IMAGES_mnist ?= 100
+SHORT_SIMS := $(BUILD)/sim-short/iris/cosim.json $(BUILD)/sim-short/mnist/cosim.json
+COMPARE    := $(FXVAE) compare --out $(BUILD)/report
+
+$(BUILD)/sim-short/%/cosim.json: $(BUILD)/%/quant/artifact.json $(wildcard hw/*.py) $(wildcard sim/*.py)
+	$(FXVAE) cosim --preset $* --sim verilator --mode all $(call lanes_arg,$*) --quiet \
+	  $(if $(SHORT_IMAGES_$*),--images $(SHORT_IMAGES_$*)) --out $(BUILD)/sim-short/$*
+
+demo: verilog $(SHORT_SIMS) ## set up and run the main job end to end on the embedded data, ending with the report
 	$(FXVAE) figures --out $(BUILD)/figures --iris $(BUILD)/iris --mnist $(BUILD)/mnist
+	$(COMPARE) --sim-dir $(BUILD)/sim-short
+
+compare: $(SHORT_SIMS) ## the report: float vs quantized vs RTL (make sim's outputs when current, else the short run)
+	$(COMPARE) --sim-dir $(BUILD)/sim $(BUILD)/sim-short
 
 sim: $(ARTIFACTS) ## sign-off: Verilog vs golden model, every mode, Icarus + Verilator, whole test sets
 	$(FXVAE) cosim --preset iris --sim both --mode all $(call lanes_arg,iris) --reset-test
 	$(FXVAE) cosim --preset mnist --sim both --mode all $(call lanes_arg,mnist) --reset-test
 
-bench: bench-quant bench-hw ## every benchmark (JSON into build/bench, tables on stdout)
+bench: $(ARTIFACTS) ## speed in one table: golden vs float, co-simulation img/s, cycles vs lanes, boards
+	$(FXVAE) bench $(if $(iris_LANES),--iris-lanes $(iris_LANES)) $(if $(mnist_LANES),--mnist-lanes $(mnist_LANES)) --out $(BUILD)/bench/bench.json
 
-bench-quant: $(BUILD)/mnist/checkpoint.pt ## quantization, sigmoid, sampler and golden-speed goals (MNIST)
+bench-quant: $(BUILD)/mnist/checkpoint.pt ## quantization, sigmoid and sampler goals (MNIST, W8 and W4+QAT)
 	$(FXVAE) bench-quant --checkpoint $(BUILD)/mnist/checkpoint.pt --out $(BUILD)/bench/quant.json
-
-bench-hw: $(BUILD)/mnist/quant/artifact.json ## simulated vs analytic cycles per image, MNIST, lanes 4…64
-	$(FXVAE) bench-hw
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf $(BUILD) sim_build .pytest_cache

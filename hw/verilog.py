@@ -35,7 +35,7 @@ from amaranth.lib import wiring
 
 from model.artifact import Artifact
 from model.fixed import MODES, sigma_rom_contents
-from model.report import json_default
+from model.tables import json_default
 
 from .core import IMAGE_MODES, MODE_CODES, VAECore
 from .dense import dense_rom_images, weight_rom_words

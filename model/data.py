@@ -19,7 +19,7 @@ import numpy as np
 __all__ = [
     "DataError", "Dataset", "PRESETS", "load_dataset", "read_idx",
     "load_mnist_idx", "load_mnist_embedded", "load_iris_dataset",
-    "stratified_split", "apply_scaling",
+    "stratified_split", "apply_scaling", "evaluation_set",
 ]
 
 PRESETS = ("iris", "mnist")
@@ -240,3 +240,25 @@ def load_dataset(preset: str, *, mnist_dir: str | None = None, seed: int = 0) ->
             raise ValueError("--mnist-dir applies to the mnist preset only")
         return load_iris_dataset(seed)
     raise ValueError(f"unknown dataset preset {preset!r}; choose one of {', '.join(PRESETS)}")
+
+
+def evaluation_set(data: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, y, is_test)``: the samples co-simulation and the comparison report
+    evaluate, in the order they are streamed.  MNIST: the test split.  IRIS:
+    all 150 flowers (the 30 test flowers alone say little about the hardware);
+    ``is_test`` marks the test split's rows.  Classes take turns (the first
+    of each class, then the second, ...), so a short run's first images cover
+    every class evenly.
+    """
+    if data.name == "iris":
+        x = np.concatenate([data.x_train, data.x_test])
+        y = np.concatenate([data.y_train, data.y_test])
+        is_test = np.arange(len(x)) >= len(data.x_train)
+    else:
+        x, y, is_test = data.x_test, data.y_test, np.ones(len(data.x_test), dtype=bool)
+    rank = np.zeros(len(y), dtype=np.int64)
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        rank[members] = np.arange(len(members))
+    order = np.lexsort((y, rank))  # by rank within the class, then by class
+    return x[order], y[order], is_test[order]

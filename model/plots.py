@@ -27,7 +27,8 @@ from model.vae import VAE, kl_divergence
 
 __all__ = ["save", "reconstruction_figure", "samples_figure", "latent_map_figure",
            "manifold_figure", "interpolation_figure", "traversal_figure", "beta_figure",
-           "wbits_sweep_figure", "sigmoid_error_figure", "sampler_figure", "encode_mu", "decode"]
+           "wbits_sweep_figure", "sigmoid_error_figure", "sampler_figure", "encode_mu", "decode",
+           "subplots", "show_images", "scatter_latents"]
 
 
 def save(fig: Figure, path: str | Path, **savefig_options) -> Path:
@@ -38,7 +39,7 @@ def save(fig: Figure, path: str | Path, **savefig_options) -> Path:
     return path
 
 
-def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, **options):
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize, **options):
     """A new figure and its axes, outside pyplot's registry of open figures."""
     fig = Figure(figsize=figsize)
     return fig, fig.subplots(nrows, ncols, **options)
@@ -68,7 +69,7 @@ def _mosaic(images: np.ndarray, feature_shape, ncols: int, pad: int = 1) -> np.n
     return canvas
 
 
-def _show(ax, images, feature_shape, ncols, title=None):
+def show_images(ax, images, feature_shape, ncols, title=None):
     ax.imshow(_mosaic(images, feature_shape, ncols), cmap="gray_r", vmin=0, vmax=1,
               interpolation="nearest")
     ax.set_xticks([])
@@ -77,7 +78,7 @@ def _show(ax, images, feature_shape, ncols, title=None):
         ax.set_title(title, fontsize=9)
 
 
-def _scatter_latents(ax, mu: np.ndarray, labels: np.ndarray, title: str, class_names=None):
+def scatter_latents(ax, mu: np.ndarray, labels: np.ndarray, title: str, class_names=None):
     if mu.shape[1] != 2:
         raise ValueError(f"a latent map needs a 2-D latent space, not {mu.shape[1]}-D")
     classes = np.unique(labels)
@@ -106,22 +107,22 @@ def reconstruction_figure(x: np.ndarray, models: dict[str, VAE], feature_shape) 
     rows = {"ground truth": x}
     for name, model in models.items():
         rows[name] = decode(model, encode_mu(model, x))
-    fig, axes = _subplots(len(rows), 1, figsize=(len(x) * 0.55, 0.75 * len(rows) + 0.3),
+    fig, axes = subplots(len(rows), 1, figsize=(len(x) * 0.55, 0.75 * len(rows) + 0.3),
                              squeeze=False)
     for ax, (name, images) in zip(axes[:, 0], rows.items()):
         mse = "" if name == "ground truth" else f"  (MSE {np.mean((images - x) ** 2):.4f})"
-        _show(ax, images, feature_shape, len(x), name + mse)
+        show_images(ax, images, feature_shape, len(x), name + mse)
     return fig
 
 
 def samples_figure(models: dict[str, VAE], feature_shape, *, n: int = 8,
                    seed: int = 0) -> Figure:
     """``n x n`` decodings of z ~ N(0, I) for each model, side by side."""
-    fig, axes = _subplots(1, len(models), figsize=(3 * len(models), 3.3), squeeze=False)
+    fig, axes = subplots(1, len(models), figsize=(3 * len(models), 3.3), squeeze=False)
     generator = torch.Generator().manual_seed(seed)
     for ax, (name, model) in zip(axes[0], models.items()):
         z = torch.randn(n * n, model.config.latent_dim, generator=generator)
-        _show(ax, decode(model, z.numpy()), feature_shape, n, name)
+        show_images(ax, decode(model, z.numpy()), feature_shape, n, name)
     return fig
 
 
@@ -129,16 +130,16 @@ def latent_map_figure(models: dict[str, VAE], x: np.ndarray, labels: np.ndarray,
                       class_names=None) -> Figure:
     """Test-set ``mu`` of 2-D models, coloured by label, side by side (e.g. a
     plain AE's irregular latent space beside the VAE's prior-shaped one)."""
-    fig, axes = _subplots(1, len(models), figsize=(4.2 * len(models), 4), squeeze=False)
+    fig, axes = subplots(1, len(models), figsize=(4.2 * len(models), 4), squeeze=False)
     for ax, (name, model) in zip(axes[0], models.items()):
-        _scatter_latents(ax, encode_mu(model, x), labels, name, class_names)
+        scatter_latents(ax, encode_mu(model, x), labels, name, class_names)
     fig.tight_layout()
     return fig
 
 
 def manifold_figure(model: VAE, feature_shape, *, n: int = 15, title: str = "") -> Figure:
-    fig, ax = _subplots(figsize=(5, 5))
-    _show(ax, _manifold_images(model, n), feature_shape, n,
+    fig, ax = subplots(figsize=(5, 5))
+    show_images(ax, _manifold_images(model, n), feature_shape, n,
           title or "decoded 2-D latent grid (prior quantiles 5 %..95 %)")
     return fig
 
@@ -150,8 +151,8 @@ def interpolation_figure(model: VAE, x_start: np.ndarray, x_end: np.ndarray, fea
     weights = np.linspace(0.0, 1.0, steps)[:, None]
     path = decode(model, (1 - weights) * mu[0] + weights * mu[1])
     strip = np.concatenate([x_start[None], path, x_end[None]])
-    fig, ax = _subplots(figsize=(0.6 * len(strip), 1.0))
-    _show(ax, strip, feature_shape, len(strip),
+    fig, ax = subplots(figsize=(0.6 * len(strip), 1.0))
+    show_images(ax, strip, feature_shape, len(strip),
           f"input | {steps} decodings along the line between the two mu | input")
     return fig
 
@@ -166,8 +167,8 @@ def traversal_figure(model: VAE, x: np.ndarray, feature_shape, *, span: float = 
     z = np.repeat(mu[None], dims * steps, axis=0)
     for dim in range(dims):
         z[dim * steps:(dim + 1) * steps, dim] = sweep
-    fig, ax = _subplots(figsize=(0.55 * steps + 0.8, 0.55 * dims + 0.5))
-    _show(ax, decode(model, z), feature_shape, steps,
+    fig, ax = subplots(figsize=(0.55 * steps + 0.8, 0.55 * dims + 0.5))
+    show_images(ax, decode(model, z), feature_shape, steps,
           f"latent traversals, z_i from {-span:g} to {span:g}")
     height = feature_shape[0] + 1
     ax.set_yticks([1 + height * (dim + 0.5) for dim in range(dims)])
@@ -182,7 +183,7 @@ def beta_figure(models: dict[str, VAE], x: np.ndarray, labels: np.ndarray, featu
                 *, n: int = 12) -> Figure:
     """2-D models trained with different beta: latent map above, decoded grid
     below; titles carry the test reconstruction MSE and KL."""
-    fig, axes = _subplots(2, len(models), figsize=(4.2 * len(models), 8.4), squeeze=False)
+    fig, axes = subplots(2, len(models), figsize=(4.2 * len(models), 8.4), squeeze=False)
     x_t = torch.as_tensor(x, dtype=torch.float32)
     for column, (name, model) in enumerate(models.items()):
         with torch.no_grad():
@@ -190,8 +191,8 @@ def beta_figure(models: dict[str, VAE], x: np.ndarray, labels: np.ndarray, featu
         kl = float(kl_divergence(mu, logvar).mean())
         mu = mu.numpy()
         mse = float(np.mean((decode(model, mu) - x) ** 2))
-        _scatter_latents(axes[0, column], mu, labels, f"{name}: MSE {mse:.4f}, KL {kl:.2f}")
-        _show(axes[1, column], _manifold_images(model, n), feature_shape, n,
+        scatter_latents(axes[0, column], mu, labels, f"{name}: MSE {mse:.4f}, KL {kl:.2f}")
+        show_images(axes[1, column], _manifold_images(model, n), feature_shape, n,
               f"{name}: decoded latent grid")
     fig.tight_layout()
     return fig
@@ -207,7 +208,7 @@ SAMPLER_FIGURE_DRAWS = 200_000
 def wbits_sweep_figure(sweep: list[dict], preset: str) -> Figure:
     """Quantized / float MSE against weight bits, one line per weight rule
     (rows of :func:`model.evaluate.wbits_sweep`)."""
-    fig, ax = _subplots(figsize=(5, 3.5))
+    fig, ax = subplots(figsize=(5, 3.5))
     for rule in dict.fromkeys(r["rule"] for r in sweep):
         rows = [r for r in sweep if r["rule"] == rule]
         ax.plot([r["wbits"] for r in rows], [r["mse_ratio"] for r in rows], "o-",
@@ -223,7 +224,7 @@ def wbits_sweep_figure(sweep: list[dict], preset: str) -> Figure:
 def sigmoid_error_figure(spec: SigmoidSpec) -> Figure:
     """The integer sigmoid unit's and its approximant's error over every input."""
     x, unit, approx = sigmoid_unit_curves(spec)
-    fig, ax = _subplots(figsize=(5, 3.5))
+    fig, ax = subplots(figsize=(5, 3.5))
     ax.plot(x, approx - expit(x), lw=2, label=f"{spec.kind} approximant")
     ax.plot(x, unit - expit(x), lw=0.8, label=f"integer unit ({spec.out_fmt} out)")
     ax.set(xlabel=f"logit ({spec.in_fmt})", ylabel="error vs exact sigmoid",
@@ -236,7 +237,7 @@ def sigmoid_error_figure(spec: SigmoidSpec) -> Figure:
 def sampler_figure(spec: SamplerSpec, draws: int = SAMPLER_FIGURE_DRAWS) -> Figure:
     """Histogram and Q-Q plot of the LFSR sampler's first ``draws`` values."""
     eps = spec.eps_fmt.to_real(Sampler(spec).draw(draws))
-    fig, (hist, qq) = _subplots(1, 2, figsize=(9, 3.5))
+    fig, (hist, qq) = subplots(1, 2, figsize=(9, 3.5))
     grid = np.linspace(-5, 5, 401)
     # Bins 1/16 wide hold the same number of eps lattice points each (no aliasing spikes).
     hist.hist(eps, bins=160, range=(-5, 5), density=True, alpha=0.6, label="LFSR sampler")

@@ -22,7 +22,7 @@ import torch
 
 from model.artifact import Artifact, DenseSpec
 from model.fixed import LOGVAR_RANGE, SIGMOID_KINDS, Fmt, sampler_spec, sigma_rom_spec, sigmoid_spec
-from model.report import format_table
+from model.tables import format_table
 from model.vae import VAE
 
 __all__ = ["Z_SIGMAS", "GENERATE_RANGE", "layer_modules", "modules_by_name", "float64_copy",

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from model.baselines import PCA
 from model.data import load_dataset
-from model.report import format_table
+from model.tables import format_table
 from model.vae import VAE, VAEConfig, batch_loss, elbo, kl_divergence, make_config, save_checkpoint
 
 __all__ = ["TrainSettings", "TRAIN_DEFAULTS", "configure_determinism", "train_model",

@@ -24,7 +24,7 @@ from model.fixed import LOGVAR_RANGE, SIGMOID_KINDS
 __all__ = [
     "VAEConfig", "PRESETS", "SIGMOID_CHOICES", "make_config", "VAE", "output_activation",
     "kl_divergence", "reconstruction_loss", "batch_loss", "elbo",
-    "Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint",
+    "Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint", "read_marked_torch_file",
 ]
 
 SIGMOID_CHOICES = ("exact", *SIGMOID_KINDS)
@@ -235,20 +235,27 @@ def save_checkpoint(path: str | Path, model: VAE, config: VAEConfig,
                 "data_info": data_info, "metrics": metrics}, path)
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Load a checkpoint written by :func:`save_checkpoint`; the model is in
-    eval mode.  Anything unusable raises :class:`CheckpointError`."""
+def read_marked_torch_file(path: str | Path, marker: str, what: str, error: type) -> dict:
+    """The dict a ``torch.save`` wrote with ``{"format": marker, ...}`` (plain types,
+    loaded with ``weights_only=True``); anything else raises ``error`` naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
+        raise error(f"{path}: {what} not found")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError,
             zipfile.BadZipFile) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({reason})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not an fxvae checkpoint (no {CHECKPOINT_FORMAT!r} marker)")
+        raise error(f"{path}: not a readable torch {what} ({reason})") from None
+    if not isinstance(payload, dict) or payload.get("format") != marker:
+        raise error(f"{path}: not an fxvae {what} (no {marker!r} marker)")
+    return payload
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load a checkpoint written by :func:`save_checkpoint`; the model is in
+    eval mode.  Anything unusable raises :class:`CheckpointError`."""
+    payload = read_marked_torch_file(path, CHECKPOINT_FORMAT, "checkpoint", CheckpointError)
     if payload.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"{path}: checkpoint version {payload.get('version')!r}, "
                               f"this code reads version {CHECKPOINT_VERSION}")

@@ -26,8 +26,9 @@ COMMANDS = {
     "verilog": "scripts.gen_verilog",
     "cosim": "scripts.cosim",
     "figures": "scripts.figures",
+    "compare": "scripts.compare",
     "bench-quant": "scripts.bench_quant",
-    "bench-hw": "scripts.bench_hw",
+    "bench": "scripts.bench",
 }
 
 

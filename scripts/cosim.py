@@ -30,7 +30,7 @@ import numpy as np
 from hw.plan import parse_lanes
 from hw.presets import DEFAULT_LANES, preset_lanes_help
 from model.fixed import MODES
-from model.report import format_table, json_default
+from model.tables import format_table, json_default
 from sim.runner import SIMULATORS, SimulationFailed, SimulatorMissing, simulator_problem
 
 
@@ -63,6 +63,8 @@ def parse_args(argv=None, prog=None):
                    help="also run the reset-in-the-middle-of-an-image test per mode")
     p.add_argument("--progress", type=int, default=None,
                    help="print progress every N images (default: about 10 lines a run)")
+    p.add_argument("--quiet", action="store_true",
+                   help="keep the simulators' own logs off the terminal (the summary lines stay)")
     p.add_argument("--jobs", type=int, default=2,
                    help="simulations run side by side, one (simulator, mode) each, longest "
                         "first (default 2)")
@@ -73,13 +75,9 @@ def parse_args(argv=None, prog=None):
 
 
 def load_inputs(artifact, preset: str, data_dir=None) -> np.ndarray:
-    """The evaluation images as ints: MNIST test split, or all 150 IRIS samples."""
-    from model.data import load_dataset
-    data = load_dataset(preset, mnist_dir=data_dir)
-    if preset == "iris":
-        x = np.concatenate([data.x_train, data.x_test])
-    else:
-        x = data.x_test
+    """The evaluation images as ints (:func:`model.data.evaluation_set`)."""
+    from model.data import evaluation_set, load_dataset
+    x, _, _ = evaluation_set(load_dataset(preset, mnist_dir=data_dir))
     if x.shape[1] != artifact.input_dim:
         raise SystemExit(f"dataset has {x.shape[1]} features, artifact expects {artifact.input_dim}")
     return artifact.input_fmt.quantize(x)
@@ -172,7 +170,7 @@ def main(argv=None, prog: str | None = None) -> int:
             results, words = cosim.run(
                 mode, x=x, n=count, workdir=out / "work", stall=args.stall,
                 burst=args.burst, seed=args.seed, progress_every=every,
-                expected=expected[mode][:count])
+                expected=expected[mode][:count], quiet=args.quiet)
             results["build_seconds"] = build_seconds
             results.pop("cycles", None)
             if cosim.simulation.waves_path:

@@ -22,7 +22,7 @@ from model.fixed import SIGMOID_KINDS
 from model.quantize import (
     WEIGHT_RULES, build_artifact, parse_override, quantize_model, range_checks, range_table,
 )
-from model.report import format_table
+from model.tables import format_table
 from model.train import configure_determinism
 from model.vae import CheckpointError, load_checkpoint
 

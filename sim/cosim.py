@@ -78,7 +78,7 @@ class CoreCosim:
             n = len(x)
         if expected is None:
             expected = golden_outputs(self.artifact, mode, x, n)
-        workdir = Path(workdir)
+        workdir = Path(workdir).resolve()  # the simulator runs in a folder of its own
         workdir.mkdir(parents=True, exist_ok=True)
         arrays = {"expected": expected}
         if x is not None:

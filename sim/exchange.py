@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.report import json_default
+from model.tables import json_default
 
 __all__ = ["CONFIG_ENV", "load_config", "load_vectors", "save_vectors", "write_results",
            "load_results"]

@@ -1,6 +1,6 @@
 """Harnesses that drive Amaranth components in Amaranth's own simulator (``amaranth.sim``).
 
-The hardware tests and ``fxvae bench-hw`` use these; the cocotb harnesses
+The hardware tests and ``fxvae bench`` use these; the cocotb harnesses
 that drive the generated *Verilog* are ``sim/cocotb_*.py``.
 
 * :func:`stream_put` / :func:`stream_get`: a source and a sink testbench

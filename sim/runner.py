@@ -43,7 +43,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model.report import json_default
+from model.tables import json_default
 from sim import exchange
 from sim.cocotb_private import verilator_runner
 
