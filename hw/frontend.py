@@ -5,9 +5,9 @@ Pipeline (one small component each, every one with its own simulator test)::
     rx pin -> UartRx -> Unstuff -> FrameParser --records--> Sequencer --cmd/reset--> core
                                        |  words            |  read         core.o |
                                        v                   v                      v
-                                   FrameStore (slots x input_dim words) --i--> core    ReplyTx
+                                   FrameStore (slots x input_dim words) --i--> core    RegisterSlice
                                                                                         |
-    tx pin <- UartTx <- Stuff <---------------------------------------------------------+
+    tx pin <- UartTx <- Stuff <- ReplyTx <----------------------------------------------+
 
 * :class:`FrameParser` checks each frame as its bytes arrive (CRC-16 one byte
   per clock, header fields, lengths, the inter-byte timeout) and writes a
@@ -26,7 +26,8 @@ Pipeline (one small component each, every one with its own simulator test)::
 * :class:`ReplyTx` builds the reply: header, payload (the core's output words
   as they come, the info ROM, or the refused count), CRC, end of frame.
 
-Timing: every block's outputs are registers except short handshake paths;
+Timing: every block's outputs are registers except short handshake paths
+(and :class:`RegisterSlice` cuts the one that would reach into the core);
 the widest logic is the CRC's byte-parallel XOR network (at most 24 inputs a
 bit, one byte per clock) and the parser's verdict, a priority chain over
 registered flags.
@@ -53,7 +54,8 @@ from .protocol import (
 from .uart import UartRx, UartTx, uart_divisor
 
 __all__ = ["crc16_next", "symbol_layout", "record_layout", "Unstuff", "Stuff", "FrameParser",
-           "FrameStore", "Sequencer", "ReplyTx", "UartFrontend", "netlist_bits"]
+           "FrameStore", "Sequencer", "RegisterSlice", "ReplyTx", "UartFrontend",
+           "netlist_bits"]
 
 STATUS_SHAPE = unsigned(max(Status).bit_length())
 CMD_SHAPE = unsigned(max(Command).bit_length())
@@ -434,6 +436,29 @@ class Sequencer(wiring.Component):
         return m
 
 
+class RegisterSlice(wiring.Component):
+    """A stream passed through with every handshake a register (``i.ready``,
+    ``o.valid``, ``o.payload``): no combinational path crosses it, so the
+    transmit side's ready logic never reaches into the core's pipelines."""
+
+    def __init__(self, shape):
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        spare = Signal.like(self.i.payload)      # taken while the output was stalled
+        spare_valid = Signal()
+        m.d.comb += self.i.ready.eq(~spare_valid)
+        with m.If(~self.o.valid | self.o.ready):
+            with m.If(spare_valid):
+                m.d.sync += [self.o.payload.eq(spare), self.o.valid.eq(1), spare_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
+        with m.Elif(self.i.valid & self.i.ready):
+            m.d.sync += [spare.eq(self.i.payload), spare_valid.eq(1)]
+        return m
+
+
 class ReplyTx(wiring.Component):
     """Reply requests -> the reply's symbols (header, payload, CRC, end).
 
@@ -477,12 +502,19 @@ class ReplyTx(wiring.Component):
         m.d.comb += [self.done.eq(self.o.valid & self.o.ready & self.o.payload.end),
                      rom.addr.eq(pos), word.eq(self.words.payload.data)]
 
-        def send(byte, *, count=True):
-            """Load ``byte`` into the output register (and the CRC)."""
+        # One output register and one CRC update, fed by whichever state is sending.
+        byte = Signal(8)
+        load = Signal()         # put `byte` (or the end of frame) into the output register
+        counted = Signal()      # and into the CRC
+        end = Signal()
+        with m.If(load):
             m.d.sync += [self.o.valid.eq(1), self.o.payload.data.eq(byte),
-                         self.o.payload.end.eq(0)]
-            if count:
-                m.d.sync += crc.eq(crc16_next(crc, byte))
+                         self.o.payload.end.eq(end)]
+        with m.If(load & counted):
+            m.d.sync += crc.eq(crc16_next(crc, byte))
+
+        def sending(value, *, crc_too=True):
+            m.d.comb += [byte.eq(value), load.eq(advance), counted.eq(crc_too)]
 
         with m.FSM():
             with m.State("IDLE"):
@@ -497,8 +529,8 @@ class ReplyTx(wiring.Component):
                     ]
                     m.next = "HEADER"
             with m.State("HEADER"):
+                sending(Array([req.status, req.tag, length[:8], length[8:]])[pos])
                 with m.If(advance):
-                    send(Array([req.status, req.tag, length[:8], length[8:]])[pos])
                     m.d.sync += pos.eq(pos + 1)
                     with m.If(pos == REPLY_HEADER - 1):
                         m.d.sync += pos.eq(0)
@@ -508,45 +540,48 @@ class ReplyTx(wiring.Component):
             with m.State("PAYLOAD"):
                 with m.Switch(req.source):
                     with m.Case(Source.INFO):
+                        sending(rom.data)
                         with m.If(advance):
-                            send(rom.data)
                             m.d.sync += pos.eq(pos + 1)
                             with m.If(pos == len(self.info) - 1):
                                 m.next = "CRC_HI"
                     with m.Case(Source.COUNT):
+                        sending(Mux(pos == 0, req.count[:8], req.count[8:]))
                         with m.If(advance):
-                            send(Mux(pos == 0, req.count[:8], req.count[8:]))
                             m.d.sync += pos.eq(pos + 1)
                             with m.If(pos == 1):
                                 m.next = "CRC_HI"
                     with m.Case(Source.CORE):
-                        with m.If(pos == 0):
-                            m.d.comb += self.words.ready.eq(advance)
-                            with m.If(advance & self.words.valid):
-                                send(word[:8])
-                                m.d.sync += [rest.eq(word >> 8), last.eq(self.words.payload.last)]
+                        with m.If(pos == 0):       # take the next word, send its low byte
+                            sending(word[:8])
+                            m.d.comb += [self.words.ready.eq(advance),
+                                         load.eq(advance & self.words.valid)]
+                            with m.If(load):
+                                m.d.sync += [rest.eq(word >> 8),
+                                             last.eq(self.words.payload.last)]
                                 if ob > 1:
                                     m.d.sync += pos.eq(1)
                                 else:
                                     with m.If(self.words.payload.last):
                                         m.next = "CRC_HI"
-                        with m.Elif(advance):
-                            send(rest[:8])
-                            m.d.sync += [rest.eq(rest >> 8),
-                                         pos.eq(Mux(pos == ob - 1, 0, pos + 1))]
-                            with m.If((pos == ob - 1) & last):
-                                m.next = "CRC_HI"
+                        with m.Else():
+                            sending(rest[:8])
+                            with m.If(advance):
+                                m.d.sync += [rest.eq(rest >> 8),
+                                             pos.eq(Mux(pos == ob - 1, 0, pos + 1))]
+                                with m.If((pos == ob - 1) & last):
+                                    m.next = "CRC_HI"
             with m.State("CRC_HI"):
+                sending(crc[8:], crc_too=False)
                 with m.If(advance):
-                    send(crc[8:], count=False)
                     m.next = "CRC_LO"
             with m.State("CRC_LO"):
+                sending(crc[:8], crc_too=False)
                 with m.If(advance):
-                    send(crc[:8], count=False)
                     m.next = "END"
             with m.State("END"):
+                m.d.comb += [load.eq(advance), end.eq(1)]
                 with m.If(advance):
-                    m.d.sync += [self.o.valid.eq(1), self.o.payload.end.eq(1)]
                     m.next = "IDLE"
         return m
 
@@ -622,6 +657,7 @@ class UartFrontend(wiring.Component):
             "store": store,
             "sequencer": Sequencer(slots=self.slots, max_words=art.input_dim,
                                    image_modes=[MODE_CODES[m] for m in IMAGE_MODES]),
+            "out_slice": RegisterSlice(out_layout(self.core.out_width)),
             "reply": ReplyTx(info=self.info.to_bytes(), out_width=self.core.out_width,
                              job_bytes={MODE_CODES[mode]: output_words(art, mode)
                                         * word_bytes(self.core.out_width) for mode in MODES}),
@@ -659,7 +695,8 @@ class UartFrontend(wiring.Component):
         wiring.connect(m, p["sequencer"].read, p["store"].start)
         wiring.connect(m, p["store"].o, core.i)
         wiring.connect(m, p["sequencer"].cmd, core.cmd)
-        wiring.connect(m, core.o, p["reply"].words)
+        wiring.connect(m, core.o, p["out_slice"].i)
+        wiring.connect(m, p["out_slice"].o, p["reply"].words)
         wiring.connect(m, p["sequencer"].reply, p["reply"].i)
         wiring.connect(m, p["reply"].o, p["stuff"].i)
         wiring.connect(m, p["stuff"].o, p["uart_tx"].i)

@@ -270,9 +270,8 @@ class BoardSession:
         info = self.client.connect()
         problems = info.mismatches(self.artifact)
         if problems:
-            raise WrongBitstream("the board runs another artifact than "
-                                 f"{self.artifact.meta.get('source', self.artifact.preset)!r}: "
-                                 + "; ".join(problems))
+            raise WrongBitstream("the board's bitstream was built for another artifact "
+                                 "or protocol: " + "; ".join(problems))
         self.reset()
         return info
 

@@ -61,6 +61,7 @@ status          code  cause
 ``OVERFLOW``    6     the frame began while every buffer slot was taken (the host
                       exceeded the window); consecutive refused frames share one
                       reply: ``TAG`` of the first, payload u16 = how many
+                      (saturating at 65535)
 ``TIMEOUT``     5     no byte for ``timeout_us`` inside a frame (cut off)
 ``LENGTH``      3     body shorter than a header and a CRC
 ``CHECKSUM``    4     CRC residue not 0

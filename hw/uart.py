@@ -57,32 +57,29 @@ def uart_divisor(clk_hz: float, baud: float, *, max_error: float = MAX_RATE_ERRO
     return divisor
 
 
-def _check_divisor(divisor) -> int:
-    if not isinstance(divisor, int) or divisor < MIN_DIVISOR:
-        raise ValueError(f"divisor must be an int >= {MIN_DIVISOR} (clocks per bit), "
-                         f"not {divisor!r}")
-    return divisor
+class _BitTimed(wiring.Component):
+    """A component that counts ``divisor`` clocks per bit (:func:`uart_divisor`)."""
+
+    def __init__(self, divisor: int, members: dict):
+        if not isinstance(divisor, int) or divisor < MIN_DIVISOR:
+            raise ValueError(f"divisor must be an int >= {MIN_DIVISOR} (clocks per bit), "
+                             f"not {divisor!r}")
+        self.divisor = divisor
+        super().__init__(members)
 
 
-class UartRx(wiring.Component):
-    """Pin ``rx`` -> bytes on ``o``.
-
-    Parameters
-    ----------
-    divisor : int
-        Clocks per bit (:func:`uart_divisor`).
-    """
+class UartRx(_BitTimed):
+    """Pin ``rx`` -> bytes on ``o``, ``divisor`` clocks per bit."""
 
     def __init__(self, divisor: int):
-        self.divisor = _check_divisor(divisor)
-        super().__init__({"rx": In(1, init=1), "o": Out(stream.Signature(8))})
+        super().__init__(divisor, {"rx": In(1, init=1), "o": Out(stream.Signature(8))})
 
     def elaborate(self, platform):
         m = Module()
         line = Signal(init=1)
         m.submodules.sync = cdc.FFSynchronizer(self.rx, line, init=1)
         timer = Signal(range(self.divisor))
-        bits = Signal(range(10))         # bits sampled so far in this character
+        bits = Signal(range(9))          # data bits sampled so far
         shift = Signal(8)
 
         with m.If(self.o.ready):
@@ -113,18 +110,11 @@ class UartRx(wiring.Component):
         return m
 
 
-class UartTx(wiring.Component):
-    """Bytes on ``i`` -> pin ``tx`` (``i.ready`` while nothing is being sent).
-
-    Parameters
-    ----------
-    divisor : int
-        Clocks per bit (:func:`uart_divisor`).
-    """
+class UartTx(_BitTimed):
+    """Bytes on ``i`` -> pin ``tx``, ``divisor`` clocks per bit."""
 
     def __init__(self, divisor: int):
-        self.divisor = _check_divisor(divisor)
-        super().__init__({"i": In(stream.Signature(8)), "tx": Out(1, init=1)})
+        super().__init__(divisor, {"i": In(stream.Signature(8)), "tx": Out(1, init=1)})
 
     def elaborate(self, platform):
         m = Module()

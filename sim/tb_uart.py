@@ -170,10 +170,8 @@ def errors_scenario(uart: PinUart, cfg: dict, artifact, x: np.ndarray) -> dict:
            Status.LENGTH)
     expect("runt", lambda t: stuff(bytes([job, t, sample])), Status.LENGTH)
 
-    def bad_crc(tag):
-        body = request_body(job, tag, sample, n, words)
-        return stuff(body + bytes(CRC_BYTES)) if body else b""
-    expect("bad checksum", bad_crc, Status.CHECKSUM)
+    expect("bad checksum", lambda t: stuff(request_body(job, t, sample, n, words)
+                                           + bytes(CRC_BYTES)), Status.CHECKSUM)
 
     def cut_off(tag):
         return seal(request_body(job, tag, sample, n, words))[:-6]

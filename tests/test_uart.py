@@ -3,7 +3,7 @@
 ``UartFrontend`` around a 2-lane IRIS core (a random artifact: no training
 needed) is converted to Verilog and run in cocotb (``sim/tb_uart.py``); the
 client (:mod:`hw.host`) talks to it through a transport that bit-bangs the
-``rx``/``tx`` pins, at 8 clocks per bit.  Every output word is compared with
+``rx``/``tx`` pins, at 4 clocks per bit.  Every output word is compared with
 the golden model; every kind of malformed frame must get its error reply,
 and the next frame must succeed.
 """
@@ -26,8 +26,8 @@ from sim.runner import CLOCK_PERIOD_NS, SIMULATORS, Simulation, simulator_proble
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 CLK_HZ = 10 ** 9 // CLOCK_PERIOD_NS      # the testbench's clock, so board time = sim time
-DIVISOR = 8
-TIMEOUT_US = 4                           # 400 clocks: 5 characters
+DIVISOR = 4
+TIMEOUT_US = 2                           # 200 clocks: 5 characters
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +83,9 @@ def test_malformed_frames_then_success(board, sim, tmp_path):
 def test_frontend_validation():
     core = VAECore(random_artifact("iris"), 2)
     core._MustUse__silence = True
-    with pytest.raises(ValueError, match="less than two characters"):
-        UartFrontend(core, clk_hz=CLK_HZ, baud=CLK_HZ // DIVISOR, timeout_us=1)
+    with pytest.raises(ValueError, match=r"timeout_us=3 is 300 clocks, less than two "
+                                         r"characters \(320 clocks at 6,250,000 baud\)"):
+        UartFrontend(core, clk_hz=CLK_HZ, baud=CLK_HZ // 16, timeout_us=3)
     with pytest.raises(ValueError, match="1.01 % off"):
         UartFrontend(core, clk_hz=100_000_000, baud=3_000_000)
     with pytest.raises(TypeError, match="core must be a hw.core.VAECore"):
