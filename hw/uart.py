@@ -61,9 +61,11 @@ class _BitTimed(wiring.Component):
     """A component that counts ``divisor`` clocks per bit (:func:`uart_divisor`)."""
 
     def __init__(self, divisor: int, members: dict):
+        self._MustUse__silence = True      # a rejected construction is not "unused"
         if not isinstance(divisor, int) or divisor < MIN_DIVISOR:
             raise ValueError(f"divisor must be an int >= {MIN_DIVISOR} (clocks per bit), "
                              f"not {divisor!r}")
+        self._MustUse__silence = False
         self.divisor = divisor
         super().__init__(members)
 

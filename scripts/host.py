@@ -28,12 +28,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from hw.estimate import parse_lanes  # noqa: E402
 from hw.host import BoardClient, BoardSession, HostError, SerialTransport  # noqa: E402
 from hw.protocol import DEFAULT_BAUD, ProtocolError  # noqa: E402
 from model.artifact import ArtifactError, load_artifact  # noqa: E402
 from model.data import DataError, load_dataset  # noqa: E402
 from model.fixed import MODES  # noqa: E402
 from model.plots import save  # noqa: E402
+from sim.cosim import default_lanes  # noqa: E402
+from sim.runner import (  # noqa: E402
+    SIMULATORS, SimulationFailed, SimulatorMissing, require_simulator,
+)
+from sim.uart_cosim import run_session, uart_design  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 #: Images drawn per figure at most.
@@ -43,7 +49,11 @@ FIGURE_IMAGES = 16
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyUSB1")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--port", help="serial port of the board, e.g. /dev/ttyUSB1")
+    target.add_argument("--sim", choices=SIMULATORS,
+                        help="no board: run the frontend's Verilog in this simulator, this "
+                             "client talking to its simulated pins")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--preset", choices=("iris", "mnist"), help="use build/<preset>/quant")
     src.add_argument("--artifact", type=Path, help="quantized artifact directory")
@@ -55,6 +65,11 @@ def parse_args(argv=None):
                    help=f"line rate the bitstream was built for (default {DEFAULT_BAUD:,})")
     p.add_argument("--timeout", type=float, default=1.0,
                    help="seconds to wait for the board's next byte (default 1)")
+    p.add_argument("--lanes", type=parse_lanes, default=None,
+                   help="--sim: MAC lanes of the simulated core, one or one per layer "
+                        "(default: iris 4, mnist 16)")
+    p.add_argument("--clock-mhz", type=float, default=48.0,
+                   help="--sim: the simulated board's clock (sets the divisor; default 48)")
     return p.parse_args(argv)
 
 
@@ -127,9 +142,17 @@ def prepare(args) -> dict:
     artifact = load_artifact(path)
     modes = list(MODES) if args.mode == "all" else [args.mode]
     x, labels, feature_shape = load_inputs(artifact, 0 if modes == ["generate"] else args.images)
-    return {"artifact": artifact, "modes": modes, "x": x, "labels": labels,
+    return {"artifact": artifact, "path": path, "modes": modes, "x": x, "labels": labels,
             "feature_shape": feature_shape,
             "out_dir": args.out or REPO / "build" / artifact.preset / "board"}
+
+
+def report(job: dict, mode: str, board, mismatched, rate: str) -> None:
+    png = save(figure(job["artifact"], mode, job["x"], board, job["labels"],
+                      job["feature_shape"]), job["out_dir"] / f"{mode}.png")
+    print(f"{mode}: {len(board)} images, {len(mismatched)} mismatches ({rate}) -> {png}")
+    if mismatched:
+        print(f"  mismatching images: {mismatched[:20]}")
 
 
 def run(job: dict, transport, *, images: int, timeout: float) -> int:
@@ -146,27 +169,48 @@ def run(job: dict, transport, *, images: int, timeout: float) -> int:
         result = (session.run(mode, n=images, progress=True) if mode == "generate"
                   else session.run(mode, x, progress=True))
         seconds = time.perf_counter() - start
-        mismatched = result.mismatched_images
         total += len(result.board)
-        bad += len(mismatched)
-        png = save(figure(artifact, mode, x, result.board, job["labels"], job["feature_shape"]),
-                   job["out_dir"] / f"{mode}.png")
-        print(f"{mode}: {len(result.board)} images, {len(mismatched)} mismatches "
-              f"({len(result.board) / seconds:.0f} images/s; the link allows "
-              f"{info.link_images_per_second(mode):.0f}) -> {png}")
-        if mismatched:
-            print(f"  mismatching images: {mismatched[:20]}")
+        bad += len(result.mismatched_images)
+        report(job, mode, result.board, result.mismatched_images,
+               f"{len(result.board) / seconds:.0f} images/s; the link allows "
+               f"{info.link_images_per_second(mode):.0f}")
     print(f"{total} images, {bad} mismatches")
     return 1 if bad else 0
+
+
+def simulate(job: dict, args) -> int:
+    """The same session against the frontend's Verilog in ``args.sim``."""
+    require_simulator(args.sim)
+    artifact = job["artifact"]
+    lanes = args.lanes if args.lanes is not None else default_lanes(artifact)
+    clk_hz = round(args.clock_mhz * 1e6)
+    print(f"simulated board: lanes {lanes}, {args.clock_mhz:g} MHz, {args.baud:,} baud, "
+          f"{args.sim}")
+    design = uart_design(artifact, lanes, clk_hz=clk_hz, baud=args.baud)
+    start = time.perf_counter()
+    results, outputs = run_session(design, args.sim, job["path"], job["x"], scenario="images",
+                                   modes=job["modes"], images=args.images,
+                                   timeout_s=args.timeout,
+                                   workdir=job["out_dir"] / f"sim_{args.sim}")
+    print(f"{args.sim}: built and simulated in {time.perf_counter() - start:.0f} s")
+    for mode, row in results["modes"].items():
+        report(job, mode, outputs[mode], row["mismatched"],
+               f"{row['images'] / row['board_seconds']:.0f} images/s of board time, the link "
+               f"allows {row['link_images_per_second']:.0f}; {row['seconds']:.1f} s simulated")
+    print(f"{results['images']} images, {results['mismatches']} mismatches")
+    return 1 if results["mismatches"] else 0
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         job = prepare(args)
+        if args.sim:
+            return simulate(job, args)
         with SerialTransport(args.port, args.baud) as transport:
             return run(job, transport, images=args.images, timeout=args.timeout)
-    except (HostError, ProtocolError, ArtifactError, DataError) as exc:
+    except (HostError, ProtocolError, ArtifactError, DataError, SimulatorMissing,
+            SimulationFailed, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -18,10 +18,10 @@ from hw.frontend import UartFrontend
 from hw.random_artifact import random_artifact, random_inputs
 from model.artifact import save_artifact
 from model.data import load_dataset
+from model.fixed import MODES
 from model.golden import GoldenModel
-from sim import exchange
-from sim.designs import design_from_component
-from sim.runner import CLOCK_PERIOD_NS, SIMULATORS, Simulation, simulator_problem
+from sim.runner import CLOCK_PERIOD_NS, SIMULATORS, simulator_problem
+from sim.uart_cosim import run_session, uart_design
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -35,42 +35,40 @@ def board(tmp_path_factory):
     """The frontend's design, its artifact on disk and the inputs (IRIS test split
     first, then rows with the input format's extreme values)."""
     art = random_artifact("iris")
-    frontend = UartFrontend(VAECore(art, 2), clk_hz=CLK_HZ, baud=CLK_HZ // DIVISOR,
-                            timeout_us=TIMEOUT_US)
     root = tmp_path_factory.mktemp("uart")
     save_artifact(art, root / "artifact")
     x = np.concatenate([GoldenModel(art).quantize_input(load_dataset("iris").x_test[:10]),
                         random_inputs(art, 2)])
-    vectors = exchange.save_vectors(root / "x.npz", x=x)
-    design = design_from_component(frontend, "fxvae_uart", block="uart_frontend")
-    config = {"artifact": str(root / "artifact"), "vectors": str(vectors), "divisor": DIVISOR,
-              "timeout_s": 1e-4, "board_timeout_s": TIMEOUT_US * 1e-6}
-    return design, config, len(x)
+    design = uart_design(art, 2, clk_hz=CLK_HZ, baud=CLK_HZ // DIVISOR, timeout_us=TIMEOUT_US)
+    return design, root / "artifact", x
 
 
-def run(board, sim, scenario, tmp_path):
+def run(board, sim, scenario, tmp_path, **options):
     problem = simulator_problem(sim)
     if problem:
         pytest.skip(f"{sim} not available: {problem}")
-    design, config, _ = board
-    return Simulation(design, sim).run("sim.tb_uart", "host_session",
-                                       {**config, "scenario": scenario},
-                                       workdir=tmp_path, quiet=True)
+    design, artifact_dir, x = board
+    return run_session(design, sim, artifact_dir, x, scenario=scenario, workdir=tmp_path,
+                       timeout_s=1e-4, **options)
 
 
 @pytest.mark.parametrize("sim", SIMULATORS)
 def test_images_every_mode(board, sim, tmp_path):
-    results = run(board, sim, "images", tmp_path)
-    n = board[2]
+    n = len(board[2])
+    results, outputs = run(board, sim, "images", tmp_path, modes=MODES, images=n,
+                           reset_check=True)
     assert results["mismatches"] == 0
     assert {mode: r["images"] for mode, r in results["modes"].items()} == {
         "recon_mu": n, "recon_sample": n, "generate": n, "encode": n,
         "recon_sample_after_reset": n}
+    # the board's words came back too, and the sampler restarted at the reset
+    assert np.array_equal(outputs["recon_sample"], outputs["recon_sample_after_reset"])
+    assert outputs["encode"].shape == (n, 4)
 
 
 @pytest.mark.parametrize("sim", SIMULATORS)
 def test_malformed_frames_then_success(board, sim, tmp_path):
-    results = run(board, sim, "errors", tmp_path)
+    results, _ = run(board, sim, "errors", tmp_path)
     assert results["failures"] == [] and results["mismatches"] == 0
     names = [c[0] for c in results["checks"]]
     assert names[:8] == ["unknown command", "unknown mode", "wrong count for the mode",
