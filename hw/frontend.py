@@ -1,13 +1,12 @@
 """``UartFrontend``: a :class:`hw.core.VAECore` behind a UART speaking :mod:`hw.protocol`.
 
-Pipeline (one small component each, every one with its own simulator test)::
+Data flow (one small component each, every one with its own simulator test)::
 
-    rx pin -> UartRx -> Unstuff -> FrameParser --records--> Sequencer --cmd/reset--> core
-                                       |  words            |  read         core.o |
-                                       v                   v                      v
-                                   FrameStore (slots x input_dim words) --i--> core    RegisterSlice
-                                                                                        |
-    tx pin <- UartTx <- Stuff <- ReplyTx <----------------------------------------------+
+    rx -> UartRx -> Unstuff -> FrameParser -> Sequencer       a record per frame
+                               FrameParser -> FrameStore      a job's words, in its slot
+    Sequencer -> core.cmd, core reset; FrameStore -> core.i   when the job's turn comes
+    Sequencer -> ReplyTx                                      a reply request per frame
+    core.o -> RegisterSlice -> ReplyTx -> Stuff -> UartTx -> tx
 
 * :class:`FrameParser` checks each frame as its bytes arrive (CRC-16 one byte
   per clock, header fields, lengths, the inter-byte timeout) and writes a
@@ -47,9 +46,9 @@ from model.fixed import MODES
 
 from .core import IMAGE_MODES, MODE_CODES, VAECore, cmd_layout, out_layout
 from .protocol import (
-    CRC_BYTES, CRC_INIT, DEFAULT_BAUD, DEFAULT_SLOTS, DEFAULT_TIMEOUT_US, ESC, ESC_XOR, FLAG, MIN_REQUEST,
-    REPLY_HEADER, REQUEST_HEADER, BoardInfo, Command, Status, crc16_taps, output_words,
-    word_bytes,
+    CRC_BYTES, CRC_INIT, DEFAULT_BAUD, DEFAULT_SLOTS, DEFAULT_TIMEOUT_US, ESC, ESC_XOR, FLAG,
+    MIN_REQUEST, REPLY_HEADER, REQUEST_HEADER, BoardInfo, Command, Status, crc16_taps,
+    output_words, word_bytes,
 )
 from .uart import UartRx, UartTx, uart_divisor
 
@@ -202,7 +201,8 @@ class FrameParser(wiring.Component):
         m = Module()
         nb = word_bytes(self.width)
         max_count = max(self.job_words.values())
-        # What the frame has shown so far (all cleared when a frame begins).
+        # What the frame has shown so far (a new frame clears what the verdict could
+        # read before the frame sets it).
         nbytes = Signal(range(MIN_REQUEST + 1))      # saturates at a minimal frame
         crc = Signal(16)
         accepted = Signal()                          # a slot was free at its first byte
