@@ -98,10 +98,12 @@ class SerialTransport:
 
     def read(self, n: int, timeout: float) -> bytes:
         try:
-            self._serial.timeout = timeout
+            if self._serial.timeout != timeout:     # setting it reconfigures the port
+                self._serial.timeout = timeout
             first = self._serial.read(1)
             if not first:
                 return b""
+            # what has arrived meanwhile is there already: no waiting
             return first + self._serial.read(min(n - 1, self._serial.in_waiting))
         except serial.SerialException as exc:
             raise HostError(f"reading from {self.port!r} failed: {exc}") from None

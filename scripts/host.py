@@ -12,6 +12,11 @@ carried across the jobs, so sampled modes are exact too).  Writes one PNG per
 mode into --out (input beside the board's output; generated images; latent
 codes) and prints "N images, M mismatches".  Exit status: 0 all exact, 1 any
 mismatch, 2 an error (no port, wrong bitstream, timeout, ...).
+
+Without a board, ``--sim icarus|verilator`` (instead of ``--port``) runs the
+same session against the Verilog of ``hw.frontend.UartFrontend`` around the
+artifact's core (``--lanes``, ``--clock-mhz``), the client talking to the
+simulated pins (``sim/tb_uart.py``); rates are then in board time.
 """
 
 import sys
