@@ -51,8 +51,8 @@ bits sign-extended to ``ceil(out_width / 8)`` bytes each, little-endian):
 ``input_dim`` sigmoid outputs, or ``2 * latent_dim`` head outputs (mu then
 logvar) for ``encode``.
 
-Every request frame gets exactly one reply, in the order the frames arrived.
-``STATUS`` 0 is success; errors (checked in this order, first match wins,
+Every non-empty frame is answered once, in the order the frames arrived
+(refused frames in a row share one OVERFLOW reply).  ``STATUS`` 0 is success; errors (checked in this order, first match wins,
 :func:`check_request`) have an empty payload unless noted:
 
 ==============  ====  ================================================================
