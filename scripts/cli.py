@@ -29,6 +29,7 @@ COMMANDS = {
     "compare": "scripts.compare",
     "bench-quant": "scripts.bench_quant",
     "bench": "scripts.bench",
+    "host": "scripts.host",
 }
 
 

@@ -69,9 +69,10 @@ async def stream_get(ctx, stream, count: int, rng, p_stall: float = 0.0, *,
 
 
 def run_stream(dut, payloads, *, rng: random.Random, p_gap: float = 0.0,
-               p_stall: float = 0.0) -> list:
-    """Push ``payloads`` into ``dut.i`` and return the ``len(payloads)`` payloads ``dut.o``
-    transfers (ints for plain shapes; for a struct payload put dicts, get ``data.Const``)."""
+               p_stall: float = 0.0, count: int | None = None) -> list:
+    """Push ``payloads`` into ``dut.i`` and return the ``count`` (default
+    ``len(payloads)``) payloads ``dut.o`` transfers (ints for plain shapes; for a
+    struct payload put dicts, get ``data.Const``)."""
     out: list = []
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -82,7 +83,8 @@ def run_stream(dut, payloads, *, rng: random.Random, p_gap: float = 0.0,
         await stream_put(ctx, dut.i, payloads, put_rng, p_gap)
 
     async def consumer(ctx):
-        out.extend(await stream_get(ctx, dut.o, len(payloads), get_rng, p_stall))
+        out.extend(await stream_get(ctx, dut.o, len(payloads) if count is None else count,
+                                    get_rng, p_stall))
 
     sim.add_testbench(producer, background=True)
     sim.add_testbench(consumer)
