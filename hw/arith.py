@@ -36,7 +36,7 @@ from model.fixed import (
     odd_poly_steps, sigma_rom_contents, sigma_rom_index,
 )
 
-from .cost import Cost, MemoryUse, counter, counter_bits
+from .cost import Cost, MemoryUse, counter, counter_bits, memory_attrs
 from .mult import MULT_WIDTHS, ProductPlan, product_plan
 from .streamutil import Pipeline
 
@@ -568,7 +568,8 @@ class SigmaRom(wiring.Component):
         spec = self.spec
         m = Module()
         m.submodules.rom = rom = Memory(shape=fmt_shape(spec.sigma_fmt), depth=spec.depth,
-                                        init=[int(v) for v in sigma_rom_contents(spec)])
+                                        init=[int(v) for v in sigma_rom_contents(spec)],
+                                        attrs=memory_attrs(sync_read=True))
         rd = rom.read_port(domain="sync")
         index = sigma_rom_index(Ranged(self.i.payload, Span.of_fmt(spec.logvar_fmt)), spec)
         assert index.span == Span(0, spec.depth - 1), index.span

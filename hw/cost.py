@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Shape, Signal
 
-__all__ = ["MemoryUse", "Cost", "counter", "counter_bits"]
+__all__ = ["MemoryUse", "Cost", "counter", "counter_bits", "memory_attrs"]
 
 
 def _counter_shape(n: int) -> Shape:
@@ -28,6 +28,14 @@ def counter(n: int, name: str | None = None) -> Signal:
 def counter_bits(n: int) -> int:
     """Flip-flops of :func:`counter` ``(n)``."""
     return _counter_shape(n).width
+
+
+def memory_attrs(sync_read: bool) -> dict:
+    """Where Yosys puts a memory: every memory with a synchronous read port in block RAM
+    (its read register is the block RAM's), every asynchronous one in logic.  Saying so
+    (rather than leaving it to Yosys's size heuristics) makes the estimate's block-RAM
+    bits the bits Yosys maps."""
+    return {"ram_style": "block" if sync_read else "logic"}
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ from model.artifact import DenseSpec
 from model.fixed import Span, requantize_halved, rounding_half
 
 from .arith import DEFAULT_MULT_WIDTH, Ranged, partial_products, span_shape, sum_products
-from .cost import Cost, MemoryUse, counter, counter_bits
+from .cost import Cost, MemoryUse, counter, counter_bits, memory_attrs
 from .mult import ProductPlan, product_plan
 
 __all__ = ["Dense", "DensePlan", "dense_plan", "dense_rom_images", "weight_rom_words",
@@ -322,7 +322,8 @@ class Dense(wiring.Component):
 
         # input buffer (only needed when a vector is read more than once)
         if passes > 1:
-            m.submodules.buf = buf = Memory(shape=x_shape, depth=n_in, init=[])
+            m.submodules.buf = buf = Memory(shape=x_shape, depth=n_in, init=[],
+                                            attrs=memory_attrs(sync_read=True))
             buf_w = buf.write_port()
             buf_r = buf.read_port(domain="sync")
             m.d.comb += [
@@ -333,7 +334,8 @@ class Dense(wiring.Component):
 
         # weight ROM (all lanes in one word), read synchronously at the issue address
         ww = spec.w_fmt.width
-        rom = Memory(shape=unsigned(ww * lanes), depth=plan.depth, init=self.w_rom_words)
+        rom = Memory(shape=unsigned(ww * lanes), depth=plan.depth, init=self.w_rom_words,
+                     attrs=memory_attrs(sync_read=True))
         m.submodules.w_rom = rom
         port = rom.read_port(domain="sync")
         m.d.comb += [port.addr.eq(waddr), port.en.eq(adv)]
@@ -375,7 +377,8 @@ class Dense(wiring.Component):
                 biases.append(Const(int(self.b_image[k, 0]), span_shape(plan.bias_span)))
             else:
                 b_rom = Memory(shape=span_shape(plan.bias_span), depth=passes,
-                               init=[int(v) for v in self.b_image[k]])
+                               init=[int(v) for v in self.b_image[k]],
+                               attrs=memory_attrs(sync_read=False))
                 m.submodules[f"b_rom{k}"] = b_rom
                 b_port = b_rom.read_port(domain="comb")
                 m.d.comb += b_port.addr.eq(s3[3])

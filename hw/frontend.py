@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property
 
 from amaranth.back import rtlil
 from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, signed, unsigned
@@ -46,6 +45,7 @@ from amaranth.lib.wiring import In, Out
 from model.fixed import MODES
 
 from .core import IMAGE_MODES, MODE_CODES, VAECore, cmd_layout, out_layout
+from .cost import memory_attrs
 from .plan import CorePlan
 from .protocol import (
     CRC_BYTES, CRC_INIT, DEFAULT_BAUD, DEFAULT_SLOTS, DEFAULT_TIMEOUT_US, ESC, ESC_XOR, FLAG,
@@ -313,7 +313,7 @@ class FrameStore(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.memory = mem = memory.Memory(shape=signed(self.width), depth=self.depth,
-                                                  init=[])
+                                                  init=[], attrs=memory_attrs(sync_read=True))
         wp = mem.write_port()
         rp = mem.read_port()
         m.d.comb += [wp.addr.eq(self.wr.addr), wp.data.eq(self.wr.data), wp.en.eq(self.wr.en)]
@@ -488,7 +488,8 @@ class ReplyTx(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.rom = rom_memory = memory.Memory(shape=8, depth=len(self.info),
-                                                      init=self.info)
+                                                      init=self.info,
+                                                      attrs=memory_attrs(sync_read=False))
         rom = rom_memory.read_port(domain="comb")
         ob = word_bytes(self.out_width)
         req = Signal(request_layout())
@@ -589,17 +590,21 @@ class ReplyTx(wiring.Component):
 
 
 _DFF = re.compile(r"cell \$\w*dff\w* \S+\n(?:\s+parameter .*\n)*?\s+parameter \\WIDTH (\d+)")
-_MEMORY = re.compile(r"^\s*memory width (\d+) size (\d+)", re.M)
+_MEMORY = re.compile(r'(?:attribute \\ram_style "(\w+)"\n\s*)?memory width (\d+) size (\d+)')
 
 
-def netlist_bits(component: wiring.Component) -> tuple[int, int]:
-    """``(register bits, memory bits)`` of ``component``'s netlist, read from
-    Amaranth's RTLIL (flip-flop cells and memories): what the code builds,
-    before synthesis trims constant or unused bits."""
+def netlist_bits(component: wiring.Component) -> dict[str, int]:
+    """``{"register_bits", "block_memory_bits", "logic_memory_bits"}`` of ``component``'s
+    netlist, read from Amaranth's RTLIL (flip-flop cells; memories by their
+    ``ram_style``, :func:`hw.cost.memory_attrs`): what the code builds, before synthesis
+    trims constant or unused bits."""
     text = rtlil.convert(component, emit_src=False)
-    registers = sum(int(w) for w in _DFF.findall(text))
-    memories = sum(int(w) * int(s) for w, s in _MEMORY.findall(text))
-    return registers, memories
+    out = {"register_bits": sum(int(w) for w in _DFF.findall(text)),
+           "block_memory_bits": 0, "logic_memory_bits": 0}
+    for style, width, size in _MEMORY.findall(text):
+        kind = "block" if style == "block" else "logic"
+        out[f"{kind}_memory_bits"] += int(width) * int(size)
+    return out
 
 
 @dataclass(frozen=True)
@@ -620,6 +625,34 @@ class FrontendPlan:
         return BoardInfo.for_artifact(
             self.core.artifact, out_width=self.core.out_width, lanes=tuple(self.core.lanes),
             clk_hz=self.clk_hz, baud=self.baud, slots=self.slots, timeout_us=self.timeout_us)
+
+    def parts(self) -> dict[str, wiring.Component]:
+        """The frontend's own blocks by name, built afresh (the core is not one)."""
+        art = self.core.artifact
+        out_width = self.core.out_width
+        width = art.input_fmt.width
+        job_words = {MODE_CODES[mode]: (art.input_dim if mode in IMAGE_MODES else 0)
+                     for mode in MODES}
+        store = FrameStore(width=width, slots=self.slots, max_words=art.input_dim)
+        return {
+            "uart_rx": UartRx(self.divisor),
+            "unstuff": Unstuff(),
+            "parser": FrameParser(width=width, job_words=job_words, depth=store.depth,
+                                  timeout=self.timeout_cycles),
+            "store": store,
+            "sequencer": Sequencer(slots=self.slots, max_words=art.input_dim,
+                                   image_modes=[MODE_CODES[m] for m in IMAGE_MODES]),
+            "out_slice": RegisterSlice(out_layout(out_width)),
+            "reply": ReplyTx(info=self.info.to_bytes(), out_width=out_width,
+                             job_bytes={MODE_CODES[mode]: output_words(art, mode)
+                                        * word_bytes(out_width) for mode in MODES}),
+            "stuff": Stuff(),
+            "uart_tx": UartTx(self.divisor),
+        }
+
+    def cost(self) -> dict[str, dict[str, int]]:
+        """Per block: :func:`netlist_bits` (the blocks are converted to RTLIL to count)."""
+        return {name: netlist_bits(part) for name, part in self.parts().items()}
 
 
 def frontend_plan(core: CorePlan, *, clk_hz: int, baud: int = DEFAULT_BAUD,
@@ -662,49 +695,9 @@ class UartFrontend(wiring.Component):
         self.info = plan.info
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
 
-    @cached_property
-    def parts(self) -> dict[str, wiring.Component]:
-        """The frontend's own blocks by name (built once; the core is not one)."""
-        art = self.plan.core.artifact
-        width = art.input_fmt.width
-        job_words = {MODE_CODES[mode]: (art.input_dim if mode in IMAGE_MODES else 0)
-                     for mode in MODES}
-        store = FrameStore(width=width, slots=self.slots, max_words=art.input_dim)
-        return {
-            "uart_rx": UartRx(self.divisor),
-            "unstuff": Unstuff(),
-            "parser": FrameParser(width=width, job_words=job_words, depth=store.depth,
-                                  timeout=self.timeout_cycles),
-            "store": store,
-            "sequencer": Sequencer(slots=self.slots, max_words=art.input_dim,
-                                   image_modes=[MODE_CODES[m] for m in IMAGE_MODES]),
-            "out_slice": RegisterSlice(out_layout(self.plan.core.out_width)),
-            "reply": ReplyTx(info=self.info.to_bytes(), out_width=self.plan.core.out_width,
-                             job_bytes={MODE_CODES[mode]: output_words(art, mode)
-                                        * word_bytes(self.plan.core.out_width) for mode in MODES}),
-            "stuff": Stuff(),
-            "uart_tx": UartTx(self.divisor),
-        }
-
-    @cached_property
-    def cost(self) -> dict[str, dict[str, int]]:
-        """Per block: ``{"register_bits", "memory_bits"}`` (:func:`netlist_bits`)."""
-        return {name: dict(zip(("register_bits", "memory_bits"), netlist_bits(part)))
-                for name, part in self.parts.items()}
-
-    @property
-    def register_bits(self) -> int:
-        """Flip-flops the frontend adds to the core."""
-        return sum(c["register_bits"] for c in self.cost.values())
-
-    @property
-    def memory_bits(self) -> int:
-        """Memory bits the frontend adds (the frame store and the info ROM)."""
-        return sum(c["memory_bits"] for c in self.cost.values())
-
     def elaborate(self, platform):
         m = Module()
-        p = self.parts
+        p = self.plan.parts()
         for name, part in p.items():
             m.submodules[name] = part
         core = VAECore(self.plan.core)

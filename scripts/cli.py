@@ -30,6 +30,7 @@ COMMANDS = {
     "bench-quant": "scripts.bench_quant",
     "bench": "scripts.bench",
     "host": "scripts.host",
+    "bitstream": "scripts.build_board",
 }
 
 

@@ -511,7 +511,8 @@ def test_reply_tx_bodies(seed):
 
 
 def test_netlist_bits_counts_registers_and_memories():
-    """The RTLIL reading behind UartFrontend.cost, on blocks whose contents are known."""
+    """The RTLIL reading behind FrontendPlan.cost, on blocks whose contents are known."""
+    from hw.cost import memory_attrs
     from amaranth.lib import memory, wiring
     from amaranth.lib.wiring import In, Out
 
@@ -523,11 +524,14 @@ def test_netlist_bits_counts_registers_and_memories():
             m = Module()
             counter = Signal(5)
             m.d.sync += [counter.eq(counter + 1), self.y.eq(self.a + counter)]
-            m.submodules.mem = mem = memory.Memory(shape=12, depth=10, init=[1])
+            m.submodules.mem = mem = memory.Memory(shape=12, depth=10, init=[1],
+                                                   attrs=memory_attrs(sync_read=False))
             rd = mem.read_port(domain="comb")
             m.d.comb += rd.addr.eq(counter)
             m.d.sync += counter.eq(counter + rd.data[0])
-            m.submodules.rom = memory.Memory(shape=3, depth=7, init=[])
+            m.submodules.rom = memory.Memory(shape=3, depth=7, init=[],
+                                             attrs=memory_attrs(sync_read=True))
             return m
 
-    assert netlist_bits(Known()) == (5 + 8, 12 * 10 + 3 * 7)
+    assert netlist_bits(Known()) == {"register_bits": 5 + 8, "block_memory_bits": 3 * 7,
+                                     "logic_memory_bits": 12 * 10}
