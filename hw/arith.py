@@ -26,24 +26,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from amaranth.hdl import Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from model.fixed import (
     Fmt, OddPoly, PolyStep, ReparamSpec, SigmaRomSpec, SigmoidSpec, Span, odd_poly_spans,
-    odd_poly_steps, sigma_rom_contents, sigma_rom_index,
+    odd_poly_steps, shift_add, sigma_rom_contents, sigma_rom_index,
 )
 
 from .cost import Cost, MemoryUse, counter, counter_bits, memory_attrs
 from .mult import MULT_WIDTHS, ProductPlan, product_plan
-from .streamutil import Pipeline
+from .streamutil import Pipeline, RegisterSlice
 
 __all__ = [
     "Ranged", "span_shape", "fmt_shape", "staged", "partial_products", "sum_products",
     "SerialRow", "PolyPlan", "poly_plan", "OddPolyUnit", "sigmoid_plan", "TaylorSigmoid",
-    "sigma_rom_cost", "SigmaRom", "reparam_layout", "reparam_product", "Reparam",
+    "sigma_rom_cost", "SigmaRom", "sigma_rom_stage", "reparam_layout", "reparam_product",
+    "Reparam", "reparam_stages",
 ]
 
 DEFAULT_MULT_WIDTH = MULT_WIDTHS["ecp5"]
@@ -127,10 +128,12 @@ class Ranged:
             top = value[k:]
             fits = ~top.any() | top.all()
             return Ranged(Mux(fits, value[:k + 1].as_signed(), Mux(negative, lo, hi)), span)
-        if high:
-            value = Mux(value > hi, hi, value)
+        # both comparators look at x itself: side by side, not one after the other
+        below, above = (value < lo) if low else None, (value > hi) if high else None
         if low:
-            value = Mux(value < lo, lo, value)
+            value = Mux(below, lo, value)
+        if high:
+            value = Mux(above, hi, value)
         return Ranged(value, span)
 
     def within(self, span: Span) -> "Ranged":
@@ -156,15 +159,29 @@ def staged(pipe: Pipeline, value: Ranged, name: str) -> Ranged:
 # Products split into multiplier blocks
 
 
+def _extended(value: Value, width: int) -> Value:
+    """``value`` sign- or zero-extended (by its own signedness) to at least ``width`` bits."""
+    if len(value) >= width:
+        return value
+    if value.shape().signed:
+        return Cat(value, value[-1].replicate(width - len(value)))
+    return Cat(value, Const(0, width - len(value)))
+
+
 def partial_products(plan: ProductPlan, a: Ranged, b: Ranged | int) -> list[Ranged]:
     """One expression per limb pair of ``plan`` (``b`` an int: the plan's constant).
 
-    A limb pair whose constant limb is a power of two is a shift, not a multiplier.
+    The operands may be narrower than the plan's (a tighter span): they are
+    extended first.  A limb pair whose constant limb is a power of two is a
+    shift, not a multiplier.
     """
     out = []
+    a_bits = _extended(a.value, sum(limb.width for limb in plan.a_limbs))
+    b_bits = None if isinstance(b, int) else _extended(b.value, sum(limb.width
+                                                                    for limb in plan.b_limbs))
     for (i, j), span in zip(plan.pairs, plan.pp_spans):
         la, lb = plan.a_limbs[i], plan.b_limbs[j]
-        limb_a = a.value[la.lo: la.lo + la.width]
+        limb_a = a_bits[la.lo: la.lo + la.width]
         if la.signed:
             limb_a = limb_a.as_signed()
         if isinstance(b, int):
@@ -175,7 +192,7 @@ def partial_products(plan: ProductPlan, a: Ranged, b: Ranged | int) -> list[Rang
                 product = limb_a << (abs(value).bit_length() - 1)
                 product = -product if value < 0 else product
         else:
-            limb_b = b.value[lb.lo: lb.lo + lb.width]
+            limb_b = b_bits[lb.lo: lb.lo + lb.width]
             product = limb_a * (limb_b.as_signed() if lb.signed else limb_b)
         out.append(Ranged(product, span))
     return out
@@ -200,38 +217,51 @@ class SerialRow:
 
     ``issue``: limb pair ``pair`` of step ``step`` goes to the operand
     registers; the multiplier's product is registered one clock later, and
-    one clock after that the sum register takes it afresh (``first``) or adds
-    it to itself shifted up by ``delta`` limbs (``sum_span``: its span then).
-    ``wait``: the last product is on its way.  ``write``: the step's result
-    goes to its register (the last step's to ``o``).
+    one clock after that the sum register takes it afresh (``first``), adds
+    it (same limb diagonal), or -- on the next diagonal (``delta``) -- shifts
+    its lowest limb, now final, into the low-bits register and adds the
+    product to the rest (``sum_span``: the sum register's span then).
+    ``wait``: the last product is on its way.  ``finish``: the product (low
+    bits and sum) shifted and the step's constant go to the finish registers
+    (:func:`model.fixed.shift_add`); ``add``: their sum to the result
+    register; ``write``: the result, shifted, to the step's register (the
+    last step's to ``o``).  One carry chain a clock.
     """
 
     kind: str
     step: int
     pair: tuple[int, int] | None = None
     first: bool = False
-    delta: int = 0
+    delta: bool = False
     sum_span: Span | None = None
 
 
 def _serial_rows(products) -> tuple[SerialRow, ...]:
     rows = []
     for k, plan in enumerate(products):
+        limb = plan.mult_width - 1
         total = None
         prev_diag = None
-        # highest limb diagonal first: the sum shifts up one limb per diagonal
-        for pair in sorted(plan.pairs, key=lambda p: -(p[0] + p[1])):
+        # lowest limb diagonal first: each finished diagonal leaves a final limb behind
+        for pair in sorted(plan.pairs, key=lambda p: p[0] + p[1]):
             pp = plan.pp_spans[plan.pairs.index(pair)]
             diag = pair[0] + pair[1]
-            delta = 0 if prev_diag is None else prev_diag - diag
-            total = pp if total is None else (total << ((plan.mult_width - 1) * delta)) + pp
-            rows.append(SerialRow("issue", k, pair, first=prev_diag is None, delta=delta,
+            if prev_diag is None:
+                total = pp
+            elif diag == prev_diag + 1:
+                total = (total >> limb) + pp
+            elif diag == prev_diag:
+                total = total + pp
+            else:
+                raise ValueError(f"serial product skips limb diagonal {prev_diag + 1}")
+            rows.append(SerialRow("issue", k, pair, first=prev_diag is None,
+                                  delta=prev_diag is not None and diag > prev_diag,
                                   sum_span=total))
             prev_diag = diag
-        if prev_diag != 0:
-            raise ValueError("a serial product must end on limb diagonal 0")
-        # the last issue's operands are multiplied, then added to the sum
-        rows += [SerialRow("wait", k), SerialRow("wait", k), SerialRow("write", k)]
+        if prev_diag is None or rows[-len(plan.pairs)].pair != (0, 0):
+            raise ValueError("a serial product needs its limb diagonal 0")
+        rows += [SerialRow("wait", k), SerialRow("wait", k), SerialRow("finish", k),
+                 SerialRow("add", k), SerialRow("write", k)]
     return tuple(rows)
 
 
@@ -300,37 +330,64 @@ class PolyPlan:
     def sum_span(self) -> Span:
         return _union(row.sum_span for row in self.rows if row.kind == "issue")
 
+    def diagonals(self, k: int) -> int:
+        """The highest limb diagonal of step ``k``'s product."""
+        return max(i + j for i, j in self.products[k].pairs)
+
     @property
-    def uses_delta(self) -> bool:
-        return any(row.delta for row in self.rows)
+    def low_width(self) -> int:
+        """Bits of the low-bits register: one limb per diagonal shifted out."""
+        return (self.mult_width - 1) * max(self.diagonals(k) for k in range(len(self.steps)))
+
+    def shift_adds(self):
+        """Each step's :func:`model.fixed.shift_add` (one shared adder runs them all)."""
+        return [shift_add(step.shift, step.addend) for step in self.steps]
+
+    def finish_spans(self) -> tuple[Span, Span, Span]:
+        """Spans of the finish registers over every step: the product shifted in, the
+        constant, and their sum (the write row shifts it out)."""
+        pairs = [(sa.shift_in(p.span), Span.point(sa.constant))
+                 for sa, p in zip(self.shift_adds(), self.products)]
+        return (_union(a for a, _ in pairs), _union(b for _, b in pairs),
+                _union(a + b for a, b in pairs))
 
     @property
     def latency(self) -> int:
-        """Clocks from an input's transfer to its result being valid on ``o``."""
+        """Clocks from an input's transfer to its result being valid on ``o`` (the
+        datapath, then the output's register slice)."""
         if self.serial:
-            return len(self.rows) + 1
-        return int(self.has_pre) + 2 * len(self.steps)
+            return len(self.rows) + 1 + RegisterSlice.latency
+        return int(self.has_pre) + 2 * len(self.steps) + RegisterSlice.latency
 
     @property
     def ii(self) -> int:
-        """Clocks between accepted inputs at full rate (``o`` always ready)."""
-        return len(self.rows) + 1 if self.serial else 1
+        """Clocks between accepted inputs at full rate (``o`` always ready): a serial
+        unit takes the next input once its result has left the output register."""
+        return len(self.rows) + 2 if self.serial else 1
 
     def cost(self) -> Cost:
         if self.serial:
             regs = sum(self.register_span(n).width for n in self.serial_registers)
+            shifted, constant, summed = self.finish_spans()
             # busy, o.valid, the row counter, (sum enable, first, delta) twice
             control = 2 + counter_bits(len(self.rows)) + 2 * 3
+            program = MemoryUse("program", len(self.rows),
+                                _control_layout(self, _control_words(self)[1]).size,
+                                sync_read=True, writable=False)
             return Cost(multipliers=[f"{self.mult_width}x{self.mult_width}"],
+                        memories=[program],
                         registers=regs + 2 * self.mult_width + self.pp_span.width
-                        + self.sum_span.width + self.out_span.width + control)
+                        + self.sum_span.width + self.low_width + shifted.width
+                        + constant.width + summed.width + self.out_span.width + control
+                        + RegisterSlice.register_bits(self.out_span.width))
         bits = self.x_span.width if self.has_pre else 0
         for k, step in enumerate(self.steps):
             carried = sum(self.spans[k + 1][n].width for n in self.carried(k))
             dest = self.out_span if step.dest == "y" else self.spans[k + 1][step.dest]
             bits += sum(s.width for s in self.products[k].pp_spans) + dest.width + 2 * carried
+        stages = self.latency - RegisterSlice.latency   # one valid bit each
         return Cost(multipliers=[w for p in self.products for w in p.operand_widths],
-                    registers=bits + self.latency)  # + one valid bit per stage
+                    registers=bits + stages + RegisterSlice.register_bits(self.out_span.width))
 
 
 def poly_plan(poly: OddPoly, x_span: Span, post: Callable = lambda y: y, *, offset: int = 0,
@@ -392,13 +449,17 @@ class OddPolyUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         x = Ranged(self.i.payload, self.in_span)
+        # the consumer's ready stops at a register: it never reaches the unit's enables
+        m.submodules.out_slice = out = RegisterSlice(span_shape(self.plan.out_span))
+        m.d.comb += [self.o.valid.eq(out.o.valid), self.o.payload.eq(out.o.payload),
+                     out.o.ready.eq(self.o.ready)]
         if self.plan.serial:
-            self._serial(m, x)
+            self._serial(m, x, out.i)
         else:
-            self._pipelined(m, x)
+            self._pipelined(m, x, out.i)
         return m
 
-    def _pipelined(self, m, x: Ranged):
+    def _pipelined(self, m, x: Ranged, o):
         plan = self.plan
         pipe = Pipeline(m, self.i.valid, name="poly")
         if self.pre is not None:
@@ -421,79 +482,150 @@ class OddPolyUnit(wiring.Component):
             result = staged(pipe, value, step.dest)
             env.update({n: staged(pipe, env[n], n) for n in carried})
             env[step.dest] = result
-        pipe.finish(self.o)
-        assert pipe.latency == plan.latency
-        m.d.comb += [self.i.ready.eq(pipe.advance), self.o.payload.eq(env["y"].value)]
+        pipe.finish(o)
+        assert pipe.latency + RegisterSlice.latency == plan.latency
+        m.d.comb += [self.i.ready.eq(pipe.advance), o.payload.eq(env["y"].value)]
 
-    def _serial(self, m, x_in: Ranged):
-        """Three stages behind the row counter: operand registers (the row's limbs),
-        the multiplier's registered product, the sum register."""
+    def _serial(self, m, x_in: Ranged, o):
+        """A control word per row, read one clock ahead into a register (no row decoder
+        in front of the datapath), then: operand registers (the row's limbs), the
+        multiplier's product, the sum and the low bits, the finish registers and the
+        adder that writes the step's result."""
         plan, width = self.plan, self.plan.mult_width
         limb = width - 1
         regs = {n: Ranged(Signal(span_shape(plan.register_span(n)), name=n),
                           plan.register_span(n)) for n in plan.serial_registers}
+        words, sources = _control_words(plan)
+        control = _control_layout(plan, sources)
         busy = Signal()
         row = counter(len(plan.rows))
+        # the program in a ROM: its read register is the current row's control word
+        m.submodules.program = program = Memory(shape=control, depth=len(words), init=words,
+                                                attrs=memory_attrs(sync_read=True))
+        read = program.read_port(domain="sync")
+        cw = read.data
         a_reg, b_reg = Signal(signed(width)), Signal(signed(width))
         pp = Signal(span_shape(plan.pp_span))  # the one multiplier block, registered
         m.d.sync += pp.eq(Ranged(a_reg * b_reg, plan.pp_span).value)
         total = Signal(span_shape(plan.sum_span))
+        low = Signal(max(plan.low_width, 1))
         ctl = [[Signal(name=f"{n}{k}") for n in ("sum_en", "sum_first", "sum_delta")]
                for k in (1, 2)]
-        m.d.sync += [a.eq(b) for a, b in zip(ctl[1], ctl[0])] + [ctl[0][0].eq(0)]
+        m.d.sync += [a.eq(b) for a, b in zip(ctl[1], ctl[0])] + [c.eq(0) for c in ctl[0]]
+        shifted_span, constant_span, summed_span = plan.finish_spans()
+        shifted = Signal(span_shape(shifted_span))
+        constant = Signal(span_shape(constant_span))
+        summed = Signal(span_shape(summed_span))
         out = Signal(span_shape(plan.out_span))
         out_valid = Signal()
 
-        accept = self.i.valid & ~busy
-        m.d.comb += self.i.ready.eq(~busy)
+        # an input is taken only when the previous result has left: the result's write
+        # then never waits, and no consumer's ready reaches the program's control
+        accept = self.i.valid & ~busy & ~out_valid
+        m.d.comb += self.i.ready.eq(~busy & ~out_valid)
         with m.If(accept):
             x = self.pre(x_in) if self.pre is not None else x_in
             m.d.sync += [busy.eq(1), row.eq(0), regs["x"].value.eq(x.value)]
             if "acc" in regs:
                 m.d.sync += regs["acc"].value.eq(plan.poly.coeffs_int[-1])
 
-        # two clocks behind an issue row the sum register takes its product
-        # (exact modulo 2**len(total), and the true sum fits: truncation loses nothing)
+        # two clocks behind an issue row the sum register takes its product; on a new limb
+        # diagonal its lowest limb is final and moves into the low bits (exact modulo
+        # 2**len(total), and the true sum fits: truncation loses nothing)
         sum_en, sum_first, sum_delta = ctl[1]
         with m.If(sum_en):
-            kept = Mux(sum_delta, total << limb, total) if plan.uses_delta else total
+            kept = Mux(sum_delta, total >> limb, total)
             m.d.sync += total.eq(Mux(sum_first, 0, kept) + pp)
+            if plan.low_width:
+                with m.If(sum_delta):
+                    m.d.sync += low.eq(Cat(low[limb:], total[:limb]))
 
-        m.d.comb += [self.o.valid.eq(out_valid), self.o.payload.eq(out)]
-        with m.If(self.o.valid & self.o.ready):
+        m.d.comb += [o.valid.eq(out_valid), o.payload.eq(out)]
+        with m.If(o.valid & o.ready):
             m.d.sync += out_valid.eq(0)
-        out_free = ~out_valid | self.o.ready
+        # the ROM reads the next row's word (row 0 while idle)
+        m.d.comb += read.addr.eq(Mux(busy, row + 1, 0))
         with m.If(busy):
             m.d.sync += row.eq(row + 1)
-            with m.Switch(row):
-                for r, step_row in enumerate(plan.rows):
-                    with m.Case(r):
-                        self._serial_row(m, step_row, regs, (a_reg, b_reg), ctl[0], total,
-                                         out, out_valid, out_free, busy, row)
 
-    def _serial_row(self, m, row_plan: SerialRow, regs, operands, ctl, total, out, out_valid,
-                    out_free, busy, row):
-        plan = self.plan
-        step = plan.steps[row_plan.step]
-        product = plan.products[row_plan.step]
-        if row_plan.kind == "issue":
-            i, j = row_plan.pair
-            for reg, name, limb in ((operands[0], step.a, product.a_limbs[i]),
-                                    (operands[1], step.b, product.b_limbs[j])):
-                bits = regs[name].value[limb.lo: limb.lo + limb.width]
-                m.d.sync += reg.eq(bits.as_signed() if limb.signed else bits)
-            m.d.sync += [ctl[0].eq(1), ctl[1].eq(row_plan.first), ctl[2].eq(row_plan.delta)]
-        elif row_plan.kind == "write":
-            value = step.finish(Ranged(total, plan.sum_span).within(product.span))
-            if step.dest != "y":
-                m.d.sync += regs[step.dest].value.eq(value.value)
-            else:
-                value = self.post(value)
-                with m.If(out_free):
-                    m.d.sync += [out.eq(value.value), out_valid.eq(1), busy.eq(0), row.eq(0)]
-                with m.Else():
-                    m.d.sync += row.eq(row)  # hold the write until o is free
+        with m.If(busy & cw.issue):
+            for reg, options in ((a_reg, sources["a"]), (b_reg, sources["b"])):
+                with m.Switch(cw.a if reg is a_reg else cw.b):
+                    for code, (name, lo, bits, is_signed) in enumerate(options):
+                        with m.Case(code):
+                            field = regs[name].value[lo: lo + bits]
+                            m.d.sync += reg.eq(field.as_signed() if is_signed else field)
+            m.d.sync += [ctl[0][0].eq(1), ctl[0][1].eq(cw.first), ctl[0][2].eq(cw.delta)]
+        with m.If(busy & cw.finish):
+            with m.Switch(cw.step):
+                for k, sa in enumerate(plan.shift_adds()):
+                    with m.Case(k):
+                        low_bits = limb * plan.diagonals(k)
+                        whole = Cat(low[len(low) - low_bits:], total) if low_bits else total
+                        if plan.sum_span.signed:
+                            whole = whole.as_signed()
+                        product = Ranged(whole, _shape_span(whole.shape())).within(
+                            plan.products[k].span)
+                        m.d.sync += [shifted.eq(sa.shift_in(product).value),
+                                     constant.eq(sa.constant)]
+        with m.If(busy & cw.add):  # the one adder of every step's shift_add
+            m.d.sync += summed.eq((Ranged(shifted, shifted_span)
+                                   + Ranged(constant, constant_span)).value)
+        # the write: the sum shifted out (by a step's post, one of at most two: a bit of
+        # the control word picks), into the register the word names (one bit each)
+        outs = {}
+        for sa in plan.shift_adds():
+            outs.setdefault(sa.post, sa.shift_out(Ranged(summed, summed_span)))
+        value = outs[max(outs)]
+        if len(outs) > 1:
+            low_post = outs[min(outs)]
+            value = Ranged(Mux(cw.post, outs[max(outs)].value, low_post.value),
+                           _union([o.span for o in outs.values()]))
+        for name in regs:
+            if name != "x" and f"write_{name}" in control.members:
+                with m.If(busy & cw[f"write_{name}"]):
+                    m.d.sync += regs[name].value.eq(value.value)
+        with m.If(busy & cw.write_y):
+            m.d.sync += [out.eq(self.post(value).value), out_valid.eq(1), busy.eq(0)]
 
+
+def _control_words(plan: PolyPlan) -> tuple[list[dict], dict]:
+    """The serial program as control words, and the operand codes they use:
+    ``sources["a"]``/``["b"]`` list the ``(register, lowest bit, bits, signed)`` limbs
+    the issue rows read.  A write row has one ``write_<register>`` bit set and ``post``
+    says which of the steps' shift-outs it takes."""
+    sources = {"a": [], "b": []}
+    posts = sorted({sa.post for sa in plan.shift_adds()})
+    words = []
+    for r in plan.rows:
+        step, product = plan.steps[r.step], plan.products[r.step]
+        word = {"issue": r.kind == "issue", "finish": r.kind == "finish", "add": r.kind == "add",
+                "first": r.first, "delta": r.delta, "step": r.step, "a": 0, "b": 0,
+                "post": plan.shift_adds()[r.step].post == posts[-1],
+                **{f"write_{d}": r.kind == "write" and step.dest == d for d in _dests(plan)}}
+        if r.kind == "issue":
+            for port, name, lmb in (("a", step.a, product.a_limbs[r.pair[0]]),
+                                    ("b", step.b, product.b_limbs[r.pair[1]])):
+                limb_key = (name, lmb.lo, lmb.width, lmb.signed)
+                if limb_key not in sources[port]:
+                    sources[port].append(limb_key)
+                word[port] = sources[port].index(limb_key)
+        words.append(word)
+    return words, sources
+
+
+def _dests(plan: PolyPlan) -> list[str]:
+    """Registers the program writes, ``y`` (the output) last."""
+    return [n for n in ("u", "acc") if any(s.dest == n for s in plan.steps)] + ["y"]
+
+
+def _control_layout(plan: PolyPlan, sources: dict) -> data.StructLayout:
+    return data.StructLayout({
+        "issue": 1, "finish": 1, "add": 1, "first": 1, "delta": 1, "post": 1,
+        **{f"write_{d}": 1 for d in _dests(plan)},
+        "step": range(max(len(plan.steps), 2)),
+        "a": range(max(len(sources["a"]), 2)), "b": range(max(len(sources["b"]), 2)),
+    })
 
 def sigmoid_plan(spec: SigmoidSpec, *, serial: bool = False,
                  mult_width: int = DEFAULT_MULT_WIDTH) -> PolyPlan:
@@ -565,24 +697,28 @@ class SigmaRom(wiring.Component):
         return sigma_rom_cost(spec)
 
     def elaborate(self, platform):
-        spec = self.spec
         m = Module()
-        m.submodules.rom = rom = Memory(shape=fmt_shape(spec.sigma_fmt), depth=spec.depth,
-                                        init=[int(v) for v in sigma_rom_contents(spec)],
-                                        attrs=memory_attrs(sync_read=True))
-        rd = rom.read_port(domain="sync")
-        index = sigma_rom_index(Ranged(self.i.payload, Span.of_fmt(spec.logvar_fmt)), spec)
-        assert index.span == Span(0, spec.depth - 1), index.span
         pipe = Pipeline(m, self.i.valid, name="rom")
-        pipe.stage()  # the read port's data register is this stage's register
+        sigma = sigma_rom_stage(m, pipe, Ranged(self.i.payload, Span.of_fmt(self.spec.logvar_fmt)),
+                                self.spec)
         pipe.finish(self.o)
-        m.d.comb += [
-            rd.addr.eq(index.value),
-            rd.en.eq(pipe.advance),
-            self.i.ready.eq(pipe.advance),
-            self.o.payload.eq(rd.data),
-        ]
+        m.d.comb += [self.i.ready.eq(pipe.advance), self.o.payload.eq(sigma.value)]
         return m
+
+
+def sigma_rom_stage(m: Module, pipe: Pipeline, logvar: Ranged, spec: SigmaRomSpec) -> Ranged:
+    """Open one stage of ``pipe`` that reads sigma for ``logvar``: the ROM's read register
+    is the stage's register, its enable the pipeline's advance."""
+    m.submodules.sigma_rom = rom = Memory(shape=fmt_shape(spec.sigma_fmt), depth=spec.depth,
+                                          init=[int(v) for v in sigma_rom_contents(spec)],
+                                          attrs=memory_attrs(sync_read=True))
+    read = rom.read_port(domain="sync")
+    index = sigma_rom_index(logvar, spec)
+    assert index.span == Span(0, spec.depth - 1), index.span
+    pipe.stage()
+    m.d.comb += [read.addr.eq(index.value), read.en.eq(pipe.advance)]
+    contents = sigma_rom_contents(spec)
+    return Ranged(read.data, Span(int(contents.min()), int(contents.max())))
 
 
 # --------------------------------------------------------------------------
@@ -605,16 +741,17 @@ def reparam_product(spec: ReparamSpec, mult_width: int) -> ProductPlan:
 class Reparam(wiring.Component):
     """``z = model.fixed.reparam(mu, sigma, eps, spec)``: exact ``mu + sigma*eps``, one requantize.
 
-    Stage 1 registers the limb products of ``sigma*eps`` and carries ``mu``;
-    stage 2 is ``spec.finish`` (align, add, round half up, saturate to
-    ``z_fmt``).  With ``eps = 0`` this is ``mu`` requantized: the
-    deterministic mode uses the same datapath.
+    Stage 1 registers the limb products of ``sigma*eps`` and ``spec.mu_term(mu)``
+    (mu aligned, with the rounding half); stage 2 their sum
+    (``spec.halved_sum``); stage 3 ``spec.finish_halved`` (shift, saturate to
+    ``z_fmt``).  One adder a stage.  With ``eps = 0`` this is ``mu``
+    requantized: the deterministic mode uses the same datapath.
 
     Ports: ``i`` = ``In(stream.Signature(reparam_layout(spec)))``, ``o`` =
-    ``Out(stream.Signature(signed(z_fmt.width)))``.  ``latency`` = 2.
+    ``Out(stream.Signature(signed(z_fmt.width)))``.  ``latency`` = 3.
     """
 
-    latency = 2
+    latency = 3
 
     def __init__(self, spec: ReparamSpec, *, mult_width: int = DEFAULT_MULT_WIDTH):
         self.spec = spec
@@ -627,8 +764,10 @@ class Reparam(wiring.Component):
     @staticmethod
     def cost(spec: ReparamSpec, mult_width: int) -> Cost:
         product = reparam_product(spec, mult_width)
+        mu_term = spec.mu_term(Span.of_fmt(spec.mu_fmt))
         return Cost(multipliers=product.operand_widths,
-                    registers=sum(s.width for s in product.pp_spans) + spec.mu_fmt.width
+                    registers=sum(s.width for s in product.pp_spans) + mu_term.width
+                    + (mu_term + (product.span << spec.prod_shift)).width
                     + spec.z_fmt.width + Reparam.latency)
 
     def elaborate(self, platform):
@@ -636,13 +775,23 @@ class Reparam(wiring.Component):
         m = Module()
         pipe = Pipeline(m, self.i.valid, name="rep")
         p = self.i.payload
-        pps = partial_products(self.product, Ranged(p.sigma, Span.of_fmt(spec.sigma_fmt)),
-                               Ranged(p.eps, Span.of_fmt(spec.eps_fmt)))
-        pipe.stage()
-        pps = [staged(pipe, pp, f"pp{n}") for n, pp in enumerate(pps)]
-        mu = staged(pipe, Ranged(p.mu, Span.of_fmt(spec.mu_fmt)), "mu")
-        pipe.stage()
-        z = staged(pipe, spec.finish(mu, sum_products(self.product, pps)), "z")
+        z = reparam_stages(pipe, Ranged(p.mu, Span.of_fmt(spec.mu_fmt)),
+                           Ranged(p.sigma, Span.of_fmt(spec.sigma_fmt)),
+                           Ranged(p.eps, Span.of_fmt(spec.eps_fmt)), spec, self.product)
         pipe.finish(self.o)
         m.d.comb += [self.i.ready.eq(pipe.advance), self.o.payload.eq(z.value)]
         return m
+
+
+def reparam_stages(pipe: Pipeline, mu: Ranged, sigma: Ranged, eps: Ranged, spec: ReparamSpec,
+                   product: ProductPlan) -> Ranged:
+    """Open :class:`Reparam`'s three stages in ``pipe`` (products and the mu term; their
+    sum; the requantized z) and return z's register."""
+    pps = partial_products(product, sigma, eps)
+    pipe.stage()
+    pps = [staged(pipe, pp, f"pp{n}") for n, pp in enumerate(pps)]
+    mu_term = staged(pipe, spec.mu_term(mu), "mu_term")
+    pipe.stage()
+    halved = staged(pipe, mu_term + (sum_products(product, pps) << spec.prod_shift), "sum")
+    pipe.stage()
+    return staged(pipe, spec.finish_halved(halved), "z")

@@ -61,6 +61,7 @@ from .dense import Dense
 from .estimate import estimate
 from .latent import LatentUnit
 from .plan import CorePlan
+from .streamutil import RegisterSlice
 
 __all__ = ["Mode", "MODE_CODES", "IMAGE_MODES", "VAECore", "cmd_layout", "out_layout"]
 
@@ -151,16 +152,23 @@ class VAECore(wiring.Component):
         wiring.connect(m, decoder[-1].o, sigmoid.i)
         head = encoder[-1]
 
+        # o leaves through a register slice: every port's handshake is a register on the
+        # core's side, and the consumer's ready reaches no internal logic
+        m.submodules.out_slice = out_slice = RegisterSlice(self.o.payload.shape())
+        wiring.connect(m, wiring.flipped(self.o), out_slice.o)
+        out = out_slice.i
+
         # ---- job control ---------------------------------------------------
         busy = Signal()
         mode = Signal(Mode)
+        sample = Signal()   # the job draws eps (a register: the latent unit's join reads it)
         is_encode = Signal()
         is_generate = Signal()
         m.d.comb += [
             is_encode.eq(mode == Mode.encode),
             is_generate.eq(mode == Mode.generate),
             self.cmd.ready.eq(~busy),
-            latent.sample.eq((mode == Mode.recon_sample) | is_generate),
+            latent.sample.eq(sample),
         ]
         in_left = counter(art.input_dim + 1)
         gen_left = counter(2 * L + 1)
@@ -172,6 +180,7 @@ class VAECore(wiring.Component):
             m.d.sync += [
                 busy.eq(1),
                 mode.eq(cmd_mode),
+                sample.eq((cmd_mode == Mode.recon_sample) | (cmd_mode == Mode.generate)),
                 in_left.eq(Mux(takes_image, art.input_dim, 0)),
                 gen_left.eq(Mux(takes_image, 0, 2 * L)),
                 out_left.eq(Mux(cmd_mode == Mode.encode, 2 * L, art.input_dim)),
@@ -197,17 +206,17 @@ class VAECore(wiring.Component):
                 latent.i.valid.eq(head.o.valid & ~is_encode),
                 latent.i.payload.eq(head.o.payload),
             ]
-        m.d.comb += head.o.ready.eq(busy & Mux(is_encode, self.o.ready,
+        m.d.comb += head.o.ready.eq(busy & Mux(is_encode, out.ready,
                                                latent.i.ready & ~is_generate))
 
         # ---- output ----------------------------------------------------------
         m.d.comb += [
-            self.o.valid.eq(busy & Mux(is_encode, head.o.valid, sigmoid.o.valid)),
-            self.o.payload.data.eq(Mux(is_encode, head.o.payload, sigmoid.o.payload)),
-            self.o.payload.last.eq(out_left == 1),
-            sigmoid.o.ready.eq(busy & self.o.ready & ~is_encode),
+            out.valid.eq(busy & Mux(is_encode, head.o.valid, sigmoid.o.valid)),
+            out.payload.data.eq(Mux(is_encode, head.o.payload, sigmoid.o.payload)),
+            out.payload.last.eq(out_left == 1),
+            sigmoid.o.ready.eq(busy & out.ready & ~is_encode),
         ]
-        with m.If(self.o.valid & self.o.ready):
+        with m.If(out.valid & out.ready):
             m.d.sync += out_left.eq(out_left - 1)
             with m.If(out_left == 1):
                 m.d.sync += busy.eq(0)

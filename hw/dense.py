@@ -182,6 +182,7 @@ class DensePlan:
             + 3 + 1 + pass_bits + wx                                        # S1: v first last frombuf
             + 3 + pass_bits + wx + lanes * ww                               # S2: operands
             + 3 + pass_bits + lanes * pp_bits                               # S3: products
+            + (lanes * self.bias_span.width if passes > 1 else 0)           #     and biases
             + 1 + pass_bits + lanes * acc                                   # S4: done, accumulators
             + spec.out_fmt.width + (lanes - 1) * acc + counter_bits(lanes + 1))  # output bank
         return Cost(multipliers=self.product.operand_widths * lanes, memories=memories,
@@ -370,7 +371,8 @@ class Dense(wiring.Component):
             lane_products.append(sum_products(product, [Ranged(r, pp.span)
                                                         for r, pp in zip(regs, pps)]))
 
-        # bias, indexed by the pass in S3 (asynchronous P-entry ROM per lane)
+        # bias: a constant with one pass; else an asynchronous P-entry ROM per lane read
+        # with S2's pass index into an S3 register (no ROM logic before the accumulator)
         biases = []
         for k in range(lanes):
             if passes == 1:
@@ -381,8 +383,10 @@ class Dense(wiring.Component):
                                attrs=memory_attrs(sync_read=False))
                 m.submodules[f"b_rom{k}"] = b_rom
                 b_port = b_rom.read_port(domain="comb")
-                m.d.comb += b_port.addr.eq(s3[3])
-                biases.append(b_port.data)
+                bias = Signal(span_shape(plan.bias_span), name=f"bias{k}", reset_less=True)
+                m.d.comb += b_port.addr.eq(s2[3])
+                m.d.sync += bias.eq(Mux(adv, b_port.data, bias))
+                biases.append(bias)
 
         # ---- S4: accumulators --------------------------------------------
         v3, first3, last3 = s3[:3]

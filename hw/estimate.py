@@ -20,6 +20,7 @@ from model.fixed import MODES
 
 from .dense import PIPELINE_DEPTH
 from .plan import CorePlan
+from .streamutil import RegisterSlice
 
 __all__ = ["Consumer", "dense_timing", "LayerEstimate", "CoreEstimate", "estimate"]
 
@@ -153,13 +154,13 @@ def estimate(plan: CorePlan) -> CoreEstimate:
         else:
             head = _chain(plan.encoder, [1 + j for j in range(art.input_dim)], records)
             used += list(plan.encoder)
-            last = head[-1]
+            last = head[-1] + RegisterSlice.latency
             z_in = [t + plan.latent_latency for t in head[L:]]
         if mode != "encode":
             sigmoid_in = Consumer(plan.sigmoid.ii)
             logits = _chain(plan.decoder, z_in, records, sigmoid_in)
             used += list(plan.decoder)
-            last = logits[-1] + plan.sigmoid.latency
+            last = logits[-1] + plan.sigmoid.latency + RegisterSlice.latency
         cycles[mode] = last + 1
         macs[mode] = sum(p.spec.n_in * p.spec.n_out for p in used)
         ideal[mode] = sum(p.spec.n_in * p.spec.n_out / p.lanes for p in used)

@@ -52,10 +52,11 @@ from .protocol import (
     MIN_REQUEST, REPLY_HEADER, REQUEST_HEADER, BoardInfo, Command, Status, crc16_taps,
     output_words, word_bytes,
 )
+from .streamutil import RegisterSlice
 from .uart import UartRx, UartTx, uart_divisor
 
 __all__ = ["crc16_next", "symbol_layout", "record_layout", "Unstuff", "Stuff", "FrameParser",
-           "FrameStore", "Sequencer", "RegisterSlice", "ReplyTx", "UartFrontend",
+           "FrameStore", "Sequencer", "ReplyTx", "UartFrontend",
            "netlist_bits", "FrontendPlan", "frontend_plan"]
 
 STATUS_SHAPE = unsigned(max(Status).bit_length())
@@ -435,29 +436,6 @@ class Sequencer(wiring.Component):
                 with m.If(self.done):
                     m.d.sync += [occupied[head].eq(0), head.eq(following(head))]
                     m.next = "IDLE"
-        return m
-
-
-class RegisterSlice(wiring.Component):
-    """A stream passed through with every handshake a register (``i.ready``,
-    ``o.valid``, ``o.payload``): no combinational path crosses it, so the
-    transmit side's ready logic never reaches into the core's pipelines."""
-
-    def __init__(self, shape):
-        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
-
-    def elaborate(self, platform):
-        m = Module()
-        spare = Signal.like(self.i.payload)      # taken while the output was stalled
-        spare_valid = Signal()
-        m.d.comb += self.i.ready.eq(~spare_valid)
-        with m.If(~self.o.valid | self.o.ready):
-            with m.If(spare_valid):
-                m.d.sync += [self.o.payload.eq(spare), self.o.valid.eq(1), spare_valid.eq(0)]
-            with m.Else():
-                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
-        with m.Elif(self.i.valid & self.i.ready):
-            m.d.sync += [spare.eq(self.i.payload), spare_valid.eq(1)]
         return m
 
 

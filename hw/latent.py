@@ -8,8 +8,8 @@ vector, so the decoder's first layer overlaps with it).
 
 Datapath for one logvar word::
 
-    logvar_d --> SigmaRom (1 clk) --+
-                                    +--> join --> Reparam (2 clk) --> z_d
+    logvar_d --> RegisterSlice --> SigmaRom (1 clk) --+
+                                                      +--> join --> Reparam (3 clk) --> RegisterSlice --> z_d
     mu[d_out] (register mux) -------+
     eps: GaussianSampler.o  if sample else 0
 
@@ -36,10 +36,13 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .arith import Reparam, SigmaRom
+from model.fixed import Span
+
+from .arith import Ranged, reparam_product, reparam_stages, sigma_rom_stage, staged
 from .cost import counter
 from .plan import CorePlan
 from .sampler import GaussianSampler
+from .streamutil import Pipeline, RegisterSlice
 
 __all__ = ["LatentUnit"]
 
@@ -59,15 +62,13 @@ class LatentUnit(wiring.Component):
 
     def __init__(self, plan: CorePlan):
         artifact = plan.artifact
+        self.plan = plan
         self.artifact = artifact
         self.latent_dim = artifact.latent_dim
         mu_fmt = artifact.mu_fmt
         if artifact.sigma_rom.logvar_fmt != mu_fmt:
             raise ValueError(f"sigma ROM logvar format {artifact.sigma_rom.logvar_fmt} != "
                              f"encoder head output format {mu_fmt}")
-        self.sigma_rom = SigmaRom(artifact.sigma_rom)
-        self.sampler = GaussianSampler(plan.sampler)
-        self.reparam = Reparam(artifact.reparam, mult_width=plan.mult_width)
         self.latency = plan.latent_latency
         super().__init__({
             "i": In(stream.Signature(signed(mu_fmt.width))),
@@ -77,31 +78,33 @@ class LatentUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        L = self.latent_dim
-        m.submodules.sigma_rom = rom = self.sigma_rom
-        m.submodules.sampler = smp = self.sampler
-        m.submodules.reparam = rep = self.reparam
+        art, L = self.artifact, self.latent_dim
+        m.submodules.sampler = smp = GaussianSampler(self.plan.sampler)
 
-        mus = [Signal(signed(self.artifact.mu_fmt.width), name=f"mu{d}") for d in range(L)]
+        mus = [Signal(signed(art.mu_fmt.width), name=f"mu{d}") for d in range(L)]
         n_in = counter(2 * L)  # word index on i
-        d_out = counter(L)     # dimension of the next join
+        d_out = counter(L)     # dimension of the next log-variance
         in_mu = Signal()
         m.d.comb += in_mu.eq(n_in < L)
 
-        # i: means into registers, log-variances into the sigma ROM
-        m.d.comb += [
-            rom.i.payload.eq(self.i.payload),
-            rom.i.valid.eq(self.i.valid & ~in_mu),
-            self.i.ready.eq(Mux(in_mu, 1, rom.i.ready)),
-        ]
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += n_in.eq(Mux(n_in == 2 * L - 1, 0, n_in + 1))
-            with m.If(in_mu):
-                for d in range(L):
-                    with m.If(n_in == d):
-                        m.d.sync += mus[d].eq(self.i.payload)
+        # the head's ready and the decoder's ready stop at registers: this unit's
+        # pipeline never reaches into its neighbours' logic
+        m.submodules.in_slice = in_slice = RegisterSlice(self.i.payload.shape())
+        m.submodules.out_slice = out_slice = RegisterSlice(self.o.payload.shape())
+        wiring.connect(m, wiring.flipped(self.i), in_slice.i)
+        wiring.connect(m, wiring.flipped(self.o), out_slice.o)
+        head = in_slice.o
 
-        # join sigma, mu, eps -> reparam
+        # one pipeline: a log-variance word enters with its mu and its eps (the sampler's
+        # next draw, or 0), reads sigma, then the reparameterization's three stages
+        entry = Signal()
+        pipe = Pipeline(m, entry, name="lat")
+        eps_ok = ~self.sample | smp.o.valid
+        take = head.valid & ~in_mu & eps_ok & pipe.advance
+        m.d.comb += [
+            head.ready.eq(in_mu | (eps_ok & pipe.advance)),
+            smp.o.ready.eq(self.sample & head.valid & ~in_mu & pipe.advance),
+        ]
         mu_sel = Signal.like(mus[0])
         with m.Switch(d_out):
             for d in range(L - 1):
@@ -109,18 +112,23 @@ class LatentUnit(wiring.Component):
                     m.d.comb += mu_sel.eq(mus[d])
             with m.Default():  # d_out never exceeds L-1; a default keeps the case complete
                 m.d.comb += mu_sel.eq(mus[L - 1])
-        eps_ok = Signal()
-        m.d.comb += [
-            eps_ok.eq(~self.sample | smp.o.valid),
-            rep.i.valid.eq(rom.o.valid & eps_ok),
-            rom.o.ready.eq(rep.i.ready & eps_ok),
-            smp.o.ready.eq(self.sample & rom.o.valid & rep.i.ready),
-            rep.i.payload.mu.eq(mu_sel),
-            rep.i.payload.sigma.eq(rom.o.payload),
-            rep.i.payload.eps.eq(Mux(self.sample, smp.o.payload, 0)),
-        ]
-        with m.If(rep.i.valid & rep.i.ready):
-            m.d.sync += d_out.eq(Mux(d_out == L - 1, 0, d_out + 1))
+        m.d.comb += entry.eq(take)
+        sigma = sigma_rom_stage(m, pipe, Ranged(head.payload, Span.of_fmt(art.mu_fmt)),
+                                art.sigma_rom)
+        mu = staged(pipe, Ranged(mu_sel, Span.of_fmt(art.mu_fmt)), "mu")
+        eps = staged(pipe, Ranged(Mux(self.sample, smp.o.payload, 0),
+                                  Span.of_fmt(art.sampler.eps_fmt)), "eps")
+        z = reparam_stages(pipe, mu, sigma, eps, art.reparam,
+                           reparam_product(art.reparam, self.plan.mult_width))
+        pipe.finish(out_slice.i)
+        m.d.comb += out_slice.i.payload.eq(z.value)
 
-        wiring.connect(m, wiring.flipped(self.o), rep.o)
+        with m.If(head.valid & head.ready):
+            m.d.sync += n_in.eq(Mux(n_in == 2 * L - 1, 0, n_in + 1))
+            with m.If(in_mu):
+                for d in range(L):
+                    with m.If(n_in == d):
+                        m.d.sync += mus[d].eq(head.payload)
+        with m.If(take):
+            m.d.sync += d_out.eq(Mux(d_out == L - 1, 0, d_out + 1))
         return m

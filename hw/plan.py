@@ -30,6 +30,7 @@ from .arith import DEFAULT_MULT_WIDTH, PolyPlan, Reparam, SigmaRom, sigmoid_plan
 from .cost import Cost, counter_bits
 from .dense import DensePlan, dense_plan
 from .sampler import SamplerPlan, sampler_plan
+from .streamutil import RegisterSlice
 
 __all__ = ["normalize_lanes", "parse_lanes", "CorePlan", "core_plan"]
 
@@ -96,7 +97,7 @@ class CorePlan:
     @property
     def latent_latency(self) -> int:
         """Clocks from a log-variance word entering the latent unit to its z word leaving."""
-        return SigmaRom.latency + Reparam.latency
+        return RegisterSlice.latency + SigmaRom.latency + Reparam.latency + RegisterSlice.latency
 
     @property
     def out_width(self) -> int:
@@ -107,16 +108,22 @@ class CorePlan:
         """The latent unit: sigma ROM, reparameterization, sampler, mu registers, counters."""
         art = self.artifact
         L = art.latent_dim
-        own = L * art.mu_fmt.width + counter_bits(2 * L) + counter_bits(L)
+        # mu registers, word counters, the mu and eps beside the sigma ROM's stage
+        own = (L * art.mu_fmt.width + counter_bits(2 * L) + counter_bits(L)
+               + art.mu_fmt.width + art.sampler.eps_fmt.width)
         return (SigmaRom.cost(art.sigma_rom) + Reparam.cost(art.reparam, self.mult_width)
-                + self.sampler.cost()).plus_registers(own)
+                + self.sampler.cost()).plus_registers(
+                    own + RegisterSlice.register_bits(art.mu_fmt.width)
+                    + RegisterSlice.register_bits(art.z_fmt.width))
 
     def control_registers(self) -> int:
-        """The core's job control: busy, mode and three word counters."""
+        """The core's job control (busy, mode, sample, three word counters) and its output
+        slice."""
         art = self.artifact
         L = art.latent_dim
-        return (1 + 2 + counter_bits(art.input_dim + 1) + counter_bits(2 * L + 1)
-                + counter_bits(max(art.input_dim, 2 * L) + 1))
+        return (1 + 2 + 1 + counter_bits(art.input_dim + 1) + counter_bits(2 * L + 1)
+                + counter_bits(max(art.input_dim, 2 * L) + 1)
+                + RegisterSlice.register_bits(self.out_width + 1))
 
     def cost(self) -> Cost:
         total = Cost(registers=self.control_registers())

@@ -1,4 +1,4 @@
-"""Shared plumbing for fxvae's stream blocks: a stall-able pipeline.
+"""Shared plumbing for fxvae's stream blocks: a stall-able pipeline and a register slice.
 
 (Verilog export lives in one place: :func:`hw.verilog.convert`.)
 
@@ -24,8 +24,10 @@ allows.
 from __future__ import annotations
 
 from amaranth.hdl import Module, Signal, Value
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
 
-__all__ = ["Pipeline"]
+__all__ = ["Pipeline", "RegisterSlice"]
 
 
 class Pipeline:
@@ -88,3 +90,36 @@ class Pipeline:
             self.advance.eq(~self.valid | o.ready),
         ]
 
+
+class RegisterSlice(wiring.Component):
+    """A stream passed through with every handshake a register (``i.ready``,
+    ``o.valid``, ``o.payload``): no combinational path crosses it, so a
+    consumer's ready logic never reaches into its producer's pipeline.  A
+    word is on ``o`` one clock after its transfer on ``i`` (``latency``); a
+    spare register takes the word that arrives while ``o`` is stalled, so
+    the slice passes one word per clock.
+    """
+
+    latency = 1
+
+    @staticmethod
+    def register_bits(width: int) -> int:
+        """Flip-flops: the output and the spare word, and their valid bits."""
+        return 2 * width + 2
+
+    def __init__(self, shape):
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        spare = Signal.like(self.i.payload)      # taken while the output was stalled
+        spare_valid = Signal()
+        m.d.comb += self.i.ready.eq(~spare_valid)
+        with m.If(~self.o.valid | self.o.ready):
+            with m.If(spare_valid):
+                m.d.sync += [self.o.payload.eq(spare), self.o.valid.eq(1), spare_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
+        with m.Elif(self.i.valid & self.i.ready):
+            m.d.sync += [spare.eq(self.i.payload), spare_valid.eq(1)]
+        return m

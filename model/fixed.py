@@ -49,7 +49,9 @@ import numpy as np
 
 __all__ = [
     "SigmoidApprox", "SIGMOID_KINDS", "LOGVAR_RANGE", "HORNER_GUARD_BITS",
-    "Fmt", "Span", "round_shift", "round_shift_add", "saturate", "rounding_half", "requantize",
+    "Fmt", "Span", "round_shift", "rounding_bias", "ShiftAdd", "shift_add", "round_shift_add",
+    "saturate", "rounding_half",
+    "requantize",
     "requantize_halved", "acc_width",
     "dense", "OddPoly", "odd_poly_spec", "PolyStep", "odd_poly_steps", "odd_poly_spans",
     "odd_poly", "SigmoidSpec", "sigmoid_spec", "sigmoid",
@@ -222,15 +224,59 @@ def round_shift(x, shift: int):
     return round_shift_add(x, shift, 0)
 
 
-def round_shift_add(x, shift: int, addend: int):
-    """``addend + round_shift(x, shift)`` with one adder: ``(x + half + (addend << shift)) >> shift``.
+def rounding_bias(shift: int, addend: int = 0) -> int:
+    """What :func:`round_shift_add` adds before a right shift by ``shift``: the
+    rounding half and ``addend`` aligned above it (0 when ``shift <= 0``)."""
+    if shift <= 0:
+        return 0
+    return (1 << (shift - 1)) + (addend << shift)
 
-    The identity holds because ``addend`` is an integer: adding ``addend *
-    2**shift`` before a floor shift adds exactly ``addend`` after it.
+
+def _shift_right(x, n: int):
+    """``x >> n``; a negative ``n`` shifts left."""
+    return x >> n if n >= 0 else x << -n
+
+
+@dataclass(frozen=True)
+class ShiftAdd:
+    """``((x >> pre) + constant) >> post`` (a negative ``pre`` shifts left): the
+    form :func:`round_shift_add` takes, one adder between two shifts."""
+
+    pre: int
+    constant: int
+    post: int
+
+    def shift_in(self, x):
+        return _shift_right(x, self.pre)
+
+    def shift_out(self, y):
+        return _shift_right(y, self.post)
+
+    def __call__(self, x):
+        shifted = self.shift_in(x)
+        return self.shift_out(shifted + self.constant if self.constant else shifted)
+
+
+def shift_add(shift: int, addend: int) -> ShiftAdd:
+    """:func:`round_shift_add` as a :class:`ShiftAdd`.
+
+    For a right shift it is ``(x + rounding_bias(shift, addend)) >> shift``
+    with the bits below ``shift - 1`` dropped first (no other term has bits
+    there, so none can carry): ``((x >> (shift-1)) + 1 + 2*addend) >> 1``, an
+    adder as narrow as the result.
     """
     if shift <= 0:
-        return (x << -shift) + addend if addend else x << -shift
-    return (x + ((1 << (shift - 1)) + (addend << shift))) >> shift
+        return ShiftAdd(shift, addend, 0)
+    return ShiftAdd(shift - 1, rounding_bias(shift, addend) >> (shift - 1), 1)
+
+
+def round_shift_add(x, shift: int, addend: int):
+    """``addend + round_shift(x, shift)`` with one adder (:func:`shift_add`).
+
+    Adding ``addend * 2**shift`` before a floor shift adds exactly ``addend``
+    after it, because ``addend`` is an integer.
+    """
+    return shift_add(shift, addend)(x)
 
 
 def _clip(x, lo: int, hi: int):
@@ -248,8 +294,7 @@ def saturate(x, fmt: Fmt):
 def rounding_half(from_frac: int, fmt: Fmt) -> int:
     """What :func:`round_shift` adds before requantizing from ``from_frac`` to ``fmt``:
     ``2**(shift-1)`` for a right shift, 0 otherwise."""
-    shift = from_frac - fmt.frac
-    return 1 << (shift - 1) if shift > 0 else 0
+    return rounding_bias(from_frac - fmt.frac)
 
 
 def requantize(x, from_frac: int, fmt: Fmt, *, relu: bool = False):
@@ -490,8 +535,9 @@ def sigma_rom_contents(spec: SigmaRomSpec) -> np.ndarray:
 
 
 def sigma_rom_index(logvar, spec: SigmaRomSpec):
+    """The ROM address: clamp, round to ``index_frac`` bits, minus ``lo_index`` (one adder)."""
     clamped = _clip(logvar, spec.lo_int, spec.hi_int)
-    return round_shift(clamped, spec.logvar_fmt.frac - spec.index_frac) - spec.lo_index
+    return round_shift_add(clamped, spec.logvar_fmt.frac - spec.index_frac, -spec.lo_index)
 
 
 # --------------------------------------------------------------------------
@@ -532,10 +578,23 @@ class ReparamSpec:
         """Span of the exact sum before requantization."""
         return (Span.of_fmt(self.mu_fmt) << self.mu_shift) + (self.product_span() << self.prod_shift)
 
+
+
+    def mu_term(self, mu):
+        """mu aligned to ``acc_frac``, carrying the requantizer's rounding half (the
+        hardware forms it beside the product, a clock before the sum)."""
+        return (mu << self.mu_shift) + rounding_half(self.acc_frac, self.z_fmt)
+
+    def halved_sum(self, mu, product):
+        """The exact sum at ``acc_frac`` plus the rounding half (:func:`requantize_halved`)."""
+        return self.mu_term(mu) + (product << self.prod_shift)
+
+    def finish_halved(self, halved_sum):
+        return requantize_halved(halved_sum, self.acc_frac, self.z_fmt)
+
     def finish(self, mu, product):
-        """z from mu and the exact product sigma*eps (the hardware registers the product first)."""
-        return requantize((mu << self.mu_shift) + (product << self.prod_shift), self.acc_frac,
-                          self.z_fmt)
+        """z from mu and the exact product sigma*eps."""
+        return self.finish_halved(self.halved_sum(mu, product))
 
 
 def reparam(mu, sigma, eps, spec: ReparamSpec):
