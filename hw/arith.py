@@ -198,13 +198,15 @@ def partial_products(plan: ProductPlan, a: Ranged, b: Ranged | int) -> list[Rang
     return out
 
 
-def sum_products(plan: ProductPlan, products: list[Ranged]) -> Ranged:
-    """``a * b`` from the partial products: ``sum pp << shift``, with the product's exact span."""
+def sum_products(plan: ProductPlan, products: list[Ranged], dropped: int = 0) -> Ranged:
+    """``a * b`` from the partial products: ``sum pp << shift``, with the product's exact
+    span; ``(a * b) >> dropped`` when the lowest partial product comes without its
+    ``dropped`` low bits (every other one has zeros there, so the floor is exact)."""
     total = None
     for pair, pp in zip(plan.pairs, products):
-        term = pp << plan.shift(pair)
+        term = pp if pair == (0, 0) else pp << (plan.shift(pair) - dropped)
         total = term if total is None else total + term
-    return total.within(plan.span)
+    return total.within(plan.span >> dropped)
 
 
 # --------------------------------------------------------------------------
@@ -299,6 +301,23 @@ class PolyPlan:
     products: tuple[ProductPlan, ...]
     rows: tuple[SerialRow, ...]
 
+    def dropped_bits(self, k: int) -> int:
+        """Low bits of step ``k``'s lowest partial product no result bit depends on: below
+        the step's shift-in, and below every other partial product (so no carry comes
+        from them).  The pipelined unit does not register them."""
+        product = self.products[k]
+        others = [product.shift(pair) for pair in product.pairs if pair != (0, 0)]
+        pre = shift_add(self.steps[k].shift, self.steps[k].addend).pre
+        if (0, 0) not in product.pairs or pre <= 0:
+            return 0
+        return min([pre, *others])
+
+    def registered_pp_spans(self, k: int) -> list[Span]:
+        """What the pipelined unit's product stage registers for step ``k``."""
+        drop = self.dropped_bits(k)
+        return [span >> drop if pair == (0, 0) else span
+                for pair, span in zip(self.products[k].pairs, self.products[k].pp_spans)]
+
     def constant_acc(self, k: int) -> bool:
         """Step ``k`` reads ``acc`` while it is still the top coefficient (pipelined only)."""
         return not self.serial and all(step.dest != "acc" for step in self.steps[:k])
@@ -384,7 +403,7 @@ class PolyPlan:
         for k, step in enumerate(self.steps):
             carried = sum(self.spans[k + 1][n].width for n in self.carried(k))
             dest = self.out_span if step.dest == "y" else self.spans[k + 1][step.dest]
-            bits += sum(s.width for s in self.products[k].pp_spans) + dest.width + 2 * carried
+            bits += sum(s.width for s in self.registered_pp_spans(k)) + dest.width + 2 * carried
         stages = self.latency - RegisterSlice.latency   # one valid bit each
         return Cost(multipliers=[w for p in self.products for w in p.operand_widths],
                     registers=bits + stages + RegisterSlice.register_bits(self.out_span.width))
@@ -470,13 +489,16 @@ class OddPolyUnit(wiring.Component):
             product = plan.products[k]
             b = plan.poly.coeffs_int[-1] if step.b == "acc" and plan.constant_acc(k) \
                 else env[step.b]
-            pps = partial_products(product, env[step.a], b)
+            drop = plan.dropped_bits(k)
+            pps = [pp >> drop if pair == (0, 0) else pp
+                   for pair, pp in zip(product.pairs, partial_products(product, env[step.a], b))]
             carried = plan.carried(k)
             pipe.stage()
             pps = [staged(pipe, pp, f"pp{k}_{n}") for n, pp in enumerate(pps)]
             env.update({n: staged(pipe, env[n], n) for n in carried})
             pipe.stage()
-            value = step.finish(sum_products(product, pps))
+            sa = shift_add(step.shift, step.addend).after_shift(drop)
+            value = sa(sum_products(product, pps, drop))
             if step.dest == "y":
                 value = self.post(value)
             result = staged(pipe, value, step.dest)

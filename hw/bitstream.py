@@ -33,7 +33,7 @@ from .plan import core_plan
 from .protocol import DEFAULT_BAUD
 
 __all__ = ["BuildError", "TOOLS", "tool_environment", "yosys_figures", "nextpnr_figures",
-           "build_bitstream"]
+           "synthesize", "build_bitstream"]
 
 #: The tool each family's build runs, as Amaranth's build script names its variable.
 TOOLS = {
@@ -70,15 +70,19 @@ def tool_environment(family: str) -> dict[str, str]:
 # Reading what the tools wrote
 
 
-def yosys_figures(build_dir: Path, name: str, family: str, board: Board) -> dict:
-    """Cells of the synthesized netlist (the last ``stat`` in Yosys's log) and the bits of
-    the memories Yosys put into block RAM (their sizes from Amaranth's RTLIL)."""
-    log = (build_dir / f"{name}.rpt").read_text()
+#: The primitives Yosys maps multipliers and block RAM to, per family.
+PRIMITIVES = {"ice40": {"multiplier": "SB_MAC16", "block_ram": "SB_RAM40_4K"},
+              "ecp5": {"multiplier": "MULT18X18D", "block_ram": "DP16KD"}}
+
+
+def yosys_figures(log: str, rtlil: str, family: str) -> dict:
+    """Cells of the synthesized netlist (the last ``stat`` in Yosys's ``log``) and the
+    bits of the memories Yosys put into block RAM (their sizes from the ``rtlil`` it read)."""
     stat = log[log.rindex("Printing statistics"):]
     cells = {cell: int(count) for count, cell in re.findall(r"^\s+(\d+)\s+(\S+)\s*$", stat, re.M)}
     sizes = {}
     module = None
-    for line in (build_dir / f"{name}.il").read_text().splitlines():
+    for line in rtlil.splitlines():
         if line.startswith("module "):
             module = line.split()[1].lstrip("\\")
         found = re.match(r"\s*memory width (\d+) size (\d+) \\(\S+)", line)
@@ -86,12 +90,31 @@ def yosys_figures(build_dir: Path, name: str, family: str, board: Board) -> dict
             sizes[f"{module}.{found[3]}"] = int(found[1]) * int(found[2])
     mapped = re.findall(r"mapping memory (\S+) via \$__", log)
     return {
-        "multipliers": cells.get(board.multiplier_name, 0),
+        "multipliers": cells.get(PRIMITIVES[family]["multiplier"], 0),
         "flip_flops": sum(n for cell, n in cells.items() if _FLIP_FLOPS[family].fullmatch(cell)),
-        "block_rams": cells.get(board.block_ram_name, 0),
+        "block_rams": cells.get(PRIMITIVES[family]["block_ram"], 0),
         "block_ram_bits": sum(sizes[memory] for memory in mapped),
         "cells": cells,
     }
+
+
+def synthesize(component, family: str, work_dir, *, name: str = "top") -> dict:
+    """Yosys alone (no place and route) on ``component``: :func:`yosys_figures` of
+    ``synth_ice40 -dsp`` or ``synth_ecp5`` run on Amaranth's RTLIL of it."""
+    from amaranth.back import rtlil as rtlil_backend
+
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    text = rtlil_backend.convert(component, name=name, emit_src=False)
+    (work_dir / f"{name}.il").write_text(text)
+    command = {"ice40": "synth_ice40 -dsp", "ecp5": "synth_ecp5"}[family]
+    env = tool_environment(family)
+    result = subprocess.run([env["YOSYS"], "-q", "-l", f"{name}.rpt", "-p",
+                             f"read_rtlil {name}.il; {command} -top {name}; stat"],
+                            cwd=work_dir, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BuildError(f"Yosys failed: {_failure(work_dir, name, result.stdout + result.stderr)}")
+    return yosys_figures((work_dir / f"{name}.rpt").read_text(), text, family)
 
 
 def nextpnr_figures(build_dir: Path, family: str) -> dict:
@@ -168,8 +191,7 @@ def build_bitstream(board: Board, artifact: Artifact, out_dir, *, lanes=None,
     est = estimate(plan)
     front = frontend_plan(plan, clk_hz=round(clock_mhz * 1e6), baud=baud)
     platform = board.make_platform()
-    top = BoardTop(board, front)
-    top.pll(platform.lookup(platform.default_clk).clock.frequency)  # can it make the clock?
+    board.pll(platform.lookup(platform.default_clk).clock.frequency, front.clk_hz)
     front_cost = front.cost()
     block_bits = est.memory_bits["block"] + sum(c["block_memory_bits"]
                                                 for c in front_cost.values())
@@ -193,6 +215,7 @@ def build_bitstream(board: Board, artifact: Artifact, out_dir, *, lanes=None,
     progress(f"{board.name}: {artifact.preset} core, lanes {est.lanes}, "
              f"{est.multipliers} multiplier blocks, {block_bits / 1024:.0f} kbit block RAM "
              f"(estimate), {clock_mhz:g} MHz, {baud:,} baud -> {out_dir}")
+    top = BoardTop(board, front)
     build_plan = platform.prepare(top, name="top", **overrides)
     build_plan.extract(out_dir)
     bitstream = out_dir / ("top.bin" if board.family == "ice40" else "top.bit")
@@ -207,7 +230,8 @@ def build_bitstream(board: Board, artifact: Artifact, out_dir, *, lanes=None,
         bitstream.unlink(missing_ok=True)
         raise BuildError(f"{board.name} build failed: {_failure(out_dir, 'top', output)}")
 
-    yosys = yosys_figures(out_dir, "top", board.family, board)
+    yosys = yosys_figures((out_dir / "top.rpt").read_text(), (out_dir / "top.il").read_text(),
+                          board.family)
     pnr = nextpnr_figures(out_dir, board.family)
     estimated = {"multipliers": est.multipliers, "block_ram_bits": block_bits,
                  "flip_flops": est.register_bits + top.register_bits

@@ -59,8 +59,6 @@ class Board:
     clock_mhz: float
     multipliers: int
     block_ram_bits: int
-    block_ram_name: str
-    multiplier_name: str
     usb_serial: str
     synth_opts: str = ""
     notes: tuple[str, ...] = field(default=())
@@ -71,6 +69,16 @@ class Board:
 
     def core_options(self) -> dict:
         return {"mult_width": self.mult_width, **self.options}
+
+    def pll(self, in_hz: float, out_hz: float) -> PllConfig:
+        """The PLL settings that make exactly ``out_hz`` from the board's ``in_hz`` (the UART
+        divisor and the INFO reply are computed from the clock); a ``ValueError`` otherwise."""
+        config = (ice40_pll if self.family == "ice40" else ecp5_pll)(in_hz, out_hz)
+        if abs(config.out_hz - out_hz) > 1:
+            raise ValueError(f"the {self.device} PLL makes {config.out_hz / 1e6:g} MHz, not "
+                             f"{out_hz / 1e6:g} MHz, from the board's {in_hz / 1e6:g} MHz: "
+                             "choose another clock")
+        return config
 
     def make_platform(self):
         import importlib
@@ -99,16 +107,14 @@ BOARDS: dict[str, Board] = {board.name: board for board in (
     Board(name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
           family="ice40", device="iCE40UP5K", preset="iris", lanes=1,
           options={"serial_sigmoid": True, "serial_sampler": True}, clock_mhz=48.0,
-          multipliers=8, block_ram_bits=30 * 4096, block_ram_name="SB_RAM40_4K",
-          multiplier_name="SB_MAC16", usb_serial="FTDI FT2232H (channel B)",
+          multipliers=8, block_ram_bits=30 * 4096, usb_serial="FTDI FT2232H (channel B)",
           synth_opts="-dsp",
           notes=("UP5K SPRAM (4 x 256 kbit) is not initialised by the bitstream: weights live "
                  "in the 30 block RAMs (120 kbit)",)),
     Board(name="ulx3s-85f", platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
           family="ecp5", device="LFE5U-85F", preset="mnist", lanes=(64, 12, 8, 56),
           options={"serial_sampler": True}, clock_mhz=120.0,
-          multipliers=156, block_ram_bits=208 * 18432, block_ram_name="DP16KD",
-          multiplier_name="MULT18X18D", usb_serial="FTDI FT231X"),
+          multipliers=156, block_ram_bits=208 * 18432, usb_serial="FTDI FT231X"),
 )}
 
 
@@ -219,20 +225,11 @@ class BoardTop(Elaboratable):
         """The top's own flip-flops: the lock synchronizer, the hold timer, ``ready``."""
         return 2 + Shape.cast(range(self.reset_hold + 1)).width + 1
 
-    def pll(self, in_hz: float) -> PllConfig:
-        make = ice40_pll if self.board.family == "ice40" else ecp5_pll
-        config = make(in_hz, self.plan.clk_hz)
-        if abs(config.out_hz - self.plan.clk_hz) > 1:
-            raise ValueError(f"the {self.board.device} PLL makes {config.out_hz / 1e6:g} MHz, "
-                             f"not {self.plan.clk_hz / 1e6:g} MHz, from the board's "
-                             f"{in_hz / 1e6:g} MHz: choose another clock")
-        return config
-
     def elaborate(self, platform):
         m = Module()
         clk_res = platform.lookup(platform.default_clk)
         in_hz = clk_res.clock.frequency
-        config = self.pll(in_hz)
+        config = self.board.pll(in_hz, self.plan.clk_hz)
         clk_port = platform.request(platform.default_clk, dir="-")
         pll_clk, locked = Signal(), Signal()
         if self.board.family == "ice40":

@@ -252,6 +252,13 @@ class ShiftAdd:
     def shift_out(self, y):
         return _shift_right(y, self.post)
 
+    def after_shift(self, k: int) -> "ShiftAdd":
+        """The same function of ``x`` applied to ``x >> k`` (``0 <= k <= pre``): the bits
+        below ``pre`` are dropped anyway, so hardware may drop ``k`` of them early."""
+        if not 0 <= k <= max(self.pre, 0):
+            raise ValueError(f"can drop 0..{max(self.pre, 0)} bits early, not {k}")
+        return ShiftAdd(self.pre - k, self.constant, self.post)
+
     def __call__(self, x):
         shifted = self.shift_in(x)
         return self.shift_out(shifted + self.constant if self.constant else shifted)

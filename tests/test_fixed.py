@@ -12,7 +12,7 @@ from model.artifact import DenseSpec
 from model.fixed import (
     HORNER_GUARD_BITS, IRWIN_HALL_OFFSET, IRWIN_HALL_SPAN, LOGVAR_RANGE, SIGMOID_KINDS, Fmt,
     ReparamSpec, Span, acc_width, dense, odd_poly, odd_poly_spans, odd_poly_spec,
-    odd_poly_steps, reparam, requantize, round_shift, round_shift_add, sampler_spec, saturate,
+    odd_poly_steps, reparam, requantize, round_shift, round_shift_add, sampler_spec, saturate, shift_add,
     sigma_rom_contents, sigma_rom_index, sigma_rom_spec, sigmoid, sigmoid_spec,
 )
 
@@ -46,6 +46,18 @@ def test_round_shift_add_is_one_adder_for_both():
                 (round_shift(xs, shift) + addend).tolist()
             assert round_shift_add(Span(-300, 299), shift, addend) == \
                 Span(int(round_shift(-300, shift)) + addend, int(round_shift(299, shift)) + addend)
+
+
+def test_shift_add_after_an_early_shift():
+    """Dropping up to ``pre`` low bits before the adder changes no result."""
+    xs = np.arange(-1000, 1000)
+    for shift in range(1, 6):
+        for addend in (-3, 0, 2):
+            full = shift_add(shift, addend)
+            for k in range(full.pre + 1):
+                assert full.after_shift(k)(xs >> k).tolist() == full(xs).tolist()
+            with pytest.raises(ValueError, match=f"can drop 0..{full.pre} bits early"):
+                full.after_shift(full.pre + 1)
 
 
 @pytest.mark.parametrize("span", [Span(0, 0), Span(0, 1), Span(0, 255), Span(-1, 0), Span(-128, 127),

@@ -17,8 +17,10 @@ from amaranth.hdl import signed, unsigned
 from amaranth.sim import Simulator
 
 from hw.arith import (
-    OddPolyUnit, Ranged, Reparam, SigmaRom, TaylorSigmoid, poly_plan, span_shape,
+    OddPolyUnit, Ranged, Reparam, SigmaRom, TaylorSigmoid, partial_products, poly_plan,
+    span_shape, sum_products,
 )
+from hw.mult import product_plan
 from hw.sampler import DrawBuffer, GaussianSampler, sampler_plan
 from hw.verilog import convert as to_verilog
 from model.fixed import (
@@ -395,6 +397,33 @@ def test_ranged_values_follow_their_spans():
             ctx.set(b_sig, y)
             for name, (_, ref) in exprs.items():
                 assert ctx.get(outs[name]) == ref(x, y), name
+    sim = Simulator(m)
+    sim.add_testbench(tb)
+    sim.run()
+
+
+def test_limb_products_of_narrower_operands():
+    """A plan made for wide spans, fed signals of tighter ones (the sigma ROM's unsigned
+    words into a signed plan): the limbs are cut from the extended operands, and the sum
+    without the lowest product's dropped bits is the floor of the shifted product."""
+    from amaranth.hdl import Module, Signal
+    plan = product_plan(Span(-40000, 40000), Span(-3000, 70000), 16)
+    assert len(plan.pairs) == 4
+    a_sig, b_sig = Signal(unsigned(15)), Signal(signed(13))
+    a, b = Ranged(a_sig, Span(0, 30000)), Ranged(b_sig, Span(-3000, 3000))
+    pps = partial_products(plan, a, b)
+    exact, floored = Signal(signed(40)), Signal(signed(40))
+    m = Module()
+    m.d.comb += [exact.eq(sum_products(plan, pps).value),
+                 floored.eq(sum_products(plan, [pps[0] >> 5, *pps[1:]], 5).value)]
+    rng = random.Random(12)
+
+    async def tb(ctx):
+        for x, y in [(0, 0), (30000, -3000), (30000, 3000), (1, -1), (32767 // 2, 2999)] + \
+                [(rng.randint(0, 30000), rng.randint(-3000, 3000)) for _ in range(300)]:
+            ctx.set(a_sig, x)
+            ctx.set(b_sig, y)
+            assert ctx.get(exact) == x * y and ctx.get(floored) == (x * y) >> 5, (x, y)
     sim = Simulator(m)
     sim.add_testbench(tb)
     sim.run()
