@@ -23,7 +23,7 @@ export MPLBACKEND := Agg
 .DEFAULT_GOAL := help
 .SECONDARY:
 .DELETE_ON_ERROR:
-.PHONY: help setup test demo train quantize verilog sim compare figures bench bench-quant clean
+.PHONY: help setup test demo train quantize verilog sim compare figures bench bench-quant bitstream clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -87,6 +87,17 @@ bench: $(ARTIFACTS) ## speed in one table: golden vs float, co-simulation img/s,
 
 bench-quant: $(BUILD)/mnist/checkpoint.pt ## quantization, sigmoid and sampler goals (MNIST, W8 and W4+QAT)
 	$(FXVAE) bench-quant --checkpoint $(BUILD)/mnist/checkpoint.pt --out $(BUILD)/bench/quant.json
+
+# Board builds (YoWASP Yosys + nextpnr): the iCEBreaker runs the IRIS core, the
+# ULX3S-85F the MNIST core; each writes its bitstream and synth.json.
+BITSTREAMS := $(BUILD)/board/icebreaker/top.bin $(BUILD)/board/ulx3s-85f/top.bit
+bitstream: $(BITSTREAMS) ## bitstreams for both boards (iCEBreaker: IRIS, ULX3S-85F: MNIST) and their synth.json
+
+$(BUILD)/board/icebreaker/top.bin: $(BUILD)/iris/quant/artifact.json $(wildcard hw/*.py)
+	$(FXVAE) bitstream --board icebreaker --artifact $(BUILD)/iris/quant --out $(@D)
+
+$(BUILD)/board/ulx3s-85f/top.bit: $(BUILD)/mnist/quant/artifact.json $(wildcard hw/*.py)
+	$(FXVAE) bitstream --board ulx3s-85f --artifact $(BUILD)/mnist/quant --out $(@D)
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf $(BUILD) sim_build .pytest_cache

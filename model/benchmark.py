@@ -63,7 +63,7 @@ def throughput(model: VAE, artifact: Artifact, x: np.ndarray, repeats: int,
 
 #: What every board build's synth.json holds (more keys are kept as they are).
 BOARD_KEYS = ("board", "preset", "device", "fmax_mhz", "target_mhz", "resources",
-              "cycles_per_image", "build_seconds")
+              "cycles_per_image", "images_per_s_at_fmax", "build_seconds")
 
 
 class BoardBuildError(ValueError):
@@ -71,8 +71,8 @@ class BoardBuildError(ValueError):
 
 
 def read_board_build(path) -> dict:
-    """One ``synth.json``, checked, with ``images_per_second_at_fmax`` per mode and
-    ``utilisation`` per resource added."""
+    """One ``synth.json`` (as :func:`hw.bitstream.build_bitstream` writes it), checked,
+    with ``utilisation`` per resource added."""
     path = Path(path)
     try:
         build = json.loads(path.read_text())
@@ -84,15 +84,17 @@ def read_board_build(path) -> dict:
     if missing:
         raise BoardBuildError(f"{path}: missing {', '.join(missing)}")
     try:
-        fmax = float(build["fmax_mhz"])
-        build["images_per_second_at_fmax"] = {
-            mode: fmax * 1e6 / int(cycles) for mode, cycles in build["cycles_per_image"].items()}
+        float(build["fmax_mhz"])
+        if not all(float(build["images_per_s_at_fmax"][mode]) > 0 and int(cycles) > 0
+                   for mode, cycles in build["cycles_per_image"].items()):
+            raise ValueError("a count is not positive")
         build["utilisation"] = {
             name: int(r["used"]) / int(r["available"]) if int(r["available"]) else None
             for name, r in build["resources"].items()}
     except (TypeError, ValueError, KeyError, AttributeError, ZeroDivisionError) as exc:
-        raise BoardBuildError(f"{path}: fmax_mhz must be a number, cycles_per_image "
-                              f"mode -> int > 0, resources name -> {{used, available}} "
+        raise BoardBuildError(f"{path}: fmax_mhz must be a number, cycles_per_image and "
+                              f"images_per_s_at_fmax mode -> number > 0, resources name -> "
+                              f"{{used, available}} "
                               f"({type(exc).__name__}: {exc})") from None
     return build
 

@@ -201,7 +201,7 @@ def bench_boards(args, rows: list, notes: list) -> list[dict]:
             rows.append(("board", f"{name}: {resource}", _grouped(r["used"]),
                          f"of {_grouped(r['available'])}",
                          "" if share is None else f"{100 * share:.0f} %"))
-        for mode, rate in b["images_per_second_at_fmax"].items():
+        for mode, rate in b["images_per_s_at_fmax"].items():
             rows.append(("board", f"{name}: {mode} at Fmax", f"{_grouped(rate)} img/s",
                          f"{_grouped(b['cycles_per_image'][mode])} cycles/image", ""))
     return builds

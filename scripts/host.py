@@ -14,7 +14,8 @@ mismatch, 2 an error (no port, wrong bitstream, timeout, ...).
 
 Without a board, ``--sim icarus|verilator`` (instead of ``--port``) runs the
 same session against the Verilog of ``hw.frontend.UartFrontend`` around the
-artifact's core (``--lanes``, ``--clock-mhz``), the client talking to the
+artifact's core (``--board`` for exactly a board's lanes, serial units and
+clock; else ``--lanes``, ``--clock-mhz``), the client talking to the
 simulated pins (``sim/cocotb_uart.py``); rates are then in board time.
 """
 
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from hw.boards import BOARDS
 from hw.host import BoardClient, BoardSession, HostError, SerialTransport
 from hw.plan import parse_lanes
 from hw.presets import default_lanes, preset_lanes_help
@@ -66,8 +68,12 @@ def parse_args(argv=None, prog=None):
     p.add_argument("--lanes", type=parse_lanes, default=None,
                    help="--sim: MAC lanes of the simulated core, one or one per layer "
                         f"(default: the preset's, {preset_lanes_help()})")
-    p.add_argument("--clock-mhz", type=float, default=48.0,
-                   help="--sim: the simulated board's clock (sets the divisor; default 48)")
+    p.add_argument("--clock-mhz", type=float, default=None,
+                   help="--sim: the simulated board's clock (sets the divisor; default 48, or "
+                        "the board's)")
+    p.add_argument("--board", choices=BOARDS,
+                   help="--sim: simulate the core and frontend this board's bitstream holds "
+                        "(its lanes, serial units and clock)")
     return p.parse_args(argv)
 
 
@@ -180,11 +186,15 @@ def simulate(job: dict, args) -> int:
     """The same session against the frontend's Verilog in ``args.sim``."""
     require_simulator(args.sim)
     artifact = job["artifact"]
-    lanes = args.lanes if args.lanes is not None else default_lanes(artifact.preset)
-    clk_hz = round(args.clock_mhz * 1e6)
-    print(f"simulated board: lanes {lanes}, {args.clock_mhz:g} MHz, {args.baud:,} baud, "
-          f"{args.sim}")
-    design = uart_design(artifact, lanes, clk_hz=clk_hz, baud=args.baud)
+    board = BOARDS[args.board] if args.board else None
+    lanes = args.lanes if args.lanes is not None else (
+        board.lanes if board else default_lanes(artifact.preset))
+    clock_mhz = args.clock_mhz or (board.clock_mhz if board else 48.0)
+    options = board.core_options() if board else {}
+    print(f"simulated board{f' {board.name}' if board else ''}: lanes {lanes}, "
+          f"{clock_mhz:g} MHz, {args.baud:,} baud, {args.sim}")
+    design = uart_design(artifact, lanes, clk_hz=round(clock_mhz * 1e6), baud=args.baud,
+                         **options)
     start = time.perf_counter()
     results, outputs = run_session(design, args.sim, job["path"], job["x"], scenario="images",
                                    modes=job["modes"], images=args.images,
@@ -202,6 +212,9 @@ def simulate(job: dict, args) -> int:
 def main(argv=None, prog: str | None = None) -> int:
     args = parse_args(argv, prog)
     try:
+        if args.port and (args.board or args.lanes or args.clock_mhz):
+            raise ValueError("--board, --lanes and --clock-mhz describe a simulated board "
+                             "(--sim); a real one reports its own in INFO")
         job = prepare(args)
         if args.sim:
             return simulate(job, args)

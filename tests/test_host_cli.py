@@ -37,6 +37,9 @@ def test_errors_are_one_line_and_exit_2(host, iris_dir, tmp_path, capsys):
          "error: the iris test split has 30 images, --images asks for 31\n"),
         (["--port", "x", "--artifact", str(iris_dir), "--images", "0"],
          "error: --images must be >= 1, not 0\n"),
+        (["--port", "x", "--artifact", str(iris_dir), "--board", "icebreaker"],
+         "error: --board, --lanes and --clock-mhz describe a simulated board (--sim); a real "
+         "one reports its own in INFO\n"),
     ]
     for argv, message in cases:
         assert host.main(argv) == 2
@@ -70,3 +73,17 @@ def test_simulated_board(host, iris_dir, tmp_path, capsys):
     assert "recon_sample: 3 images, 0 mismatches" in out and out.endswith(
         "3 images, 0 mismatches\n")
     assert (tmp_path / "recon_sample.png").stat().st_size > 1000
+
+
+def test_simulated_icebreaker(host, iris_dir, tmp_path, capsys):
+    """--sim --board: the core and frontend exactly as the iCEBreaker bitstream holds them
+    (one lane, serial sigmoid and sampler, 16-bit limbs, 48 MHz)."""
+    from sim.runner import simulator_problem
+    if simulator_problem("icarus"):
+        pytest.skip(simulator_problem("icarus"))
+    argv = ["--sim", "icarus", "--board", "icebreaker", "--artifact", str(iris_dir),
+            "--mode", "recon_mu", "--images", "2", "--out", str(tmp_path)]
+    assert host.main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("simulated board icebreaker: lanes 1, 48 MHz, 3,000,000 baud, icarus")
+    assert out.endswith("2 images, 0 mismatches\n")
