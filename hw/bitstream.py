@@ -241,7 +241,7 @@ def build_bitstream(board: Board, artifact: Artifact, out_dir, *, lanes=None,
     summary = {
         "board": board.name, "device": board.device, "family": board.family,
         "preset": artifact.preset, "artifact_digest": artifact_digest(artifact),
-        "lanes": est.lanes, "config": {"mult_width": est.mult_width,
+        "lanes": est.lanes, "config": {"mult_width": est.mult_width, "rom_rows": est.rom_rows,
                                        "serial_sigmoid": est.serial_sigmoid,
                                        "serial_sampler": est.serial_sampler},
         "target_mhz": clock_mhz, "fmax_mhz": pnr["fmax_mhz"],

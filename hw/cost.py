@@ -12,7 +12,12 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Shape, Signal
 
-__all__ = ["MemoryUse", "Cost", "counter", "counter_bits", "memory_attrs"]
+__all__ = ["MemoryUse", "Cost", "counter", "counter_bits", "memory_attrs", "BLOCK_RAM_ROWS"]
+
+#: Entries of one block RAM at its widest port, per FPGA family (ECP5 DP16KD 512 x 36,
+#: iCE40 SB_RAM40_4K 256 x 16): a deeper weight ROM is split into banks this deep, so
+#: no multiplexer sits between a block RAM's output and its register (:mod:`hw.dense`).
+BLOCK_RAM_ROWS: dict[str, int] = {"ecp5": 512, "ice40": 256}
 
 
 def _counter_shape(n: int) -> Shape:

@@ -41,7 +41,11 @@ ROM / buffer read data (block-RAM friendly) -> ``S2`` operand registers
 (block RAM's clock-to-out, 5.6 ns on the ECP5 without its output register,
 would otherwise sit in front of the multiplier) -> ``S3`` registered limb
 products (:mod:`hw.mult`: one multiplier block each, usually one per lane)
--> ``S4`` accumulator.  One global
+-> ``S4`` accumulator.  A weight ROM deeper than one block RAM
+(``plan.rom_rows``) is split into banks that all read the same row, and
+``S1b`` registers every bank's word beside its block RAM before the bank
+multiplexer: block-RAM clock-to-out, routing and a multiplexer in one clock
+is the first ECP5 build's critical path (63.7 MHz).  One global
 advance signal ``adv`` freezes every stage (ROM read ports use it as
 enable), so stalls never lose or duplicate a word.  ``adv`` is a function
 of registers only, and ``o.valid``/``o.payload`` are registers: chained
@@ -52,14 +56,14 @@ the bottleneck.
 Timing (exact, no stalls on ``o``; :mod:`hw.estimate` uses it)
 -------------------------------------------------------------
 An element issued at cycle ``t`` is in the accumulator at ``t + D``
-(``D = PIPELINE_DEPTH = 4``); the last element of a pass issued at ``t`` is
+(``D = plan.pipeline_depth``: 4, or 5 with banks); the last element of a pass issued at ``t`` is
 captured into the bank at ``t + D`` (if the bank is free) and its words are
 on ``o`` at ``t+D+1 .. t+D+cnt``; the bank is free again at ``t + D+1 + cnt``.  A capture that finds the bank busy
 freezes the pipeline until then.
 
 Weights
 -------
-One :class:`amaranth.lib.memory.Memory` ROM per layer, depth ``P * n_in``,
+One :class:`amaranth.lib.memory.Memory` ROM per layer (or per bank), depth ``P * n_in``,
 ``lanes * w_width`` bits wide (:attr:`Dense.w_rom_words`): entry
 ``p*n_in + i`` holds ``W[p*lanes + k, i]`` in bits ``[k*w, (k+1)*w)`` for
 every lane ``k`` (zero for the padding rows of the last pass).  All lanes
@@ -89,7 +93,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -125,6 +129,7 @@ class DensePlan:
     spec: DenseSpec
     lanes: int
     mult_width: int
+    rom_rows: int | None = None
 
     @property
     def passes(self) -> int:
@@ -139,6 +144,17 @@ class DensePlan:
     def depth(self) -> int:
         """Weight ROM entries."""
         return self.passes * self.spec.n_in
+
+    @property
+    def rom_banks(self) -> int:
+        """Weight ROMs of at most ``rom_rows`` entries each (one: no limit, or it fits)."""
+        return 1 if self.rom_rows is None else -(-self.depth // self.rom_rows)
+
+    @property
+    def pipeline_depth(self) -> int:
+        """Cycles from issuing an element to it being in the accumulator: S0 -> S4, and
+        S1b when the weight ROM is banked."""
+        return PIPELINE_DEPTH + (self.rom_banks > 1)
 
     @property
     def product(self) -> ProductPlan:
@@ -163,13 +179,15 @@ class DensePlan:
     @property
     def latency(self) -> int:
         """Cycles from the last pass's last issue to its first word on ``o``."""
-        return PIPELINE_DEPTH + 1
+        return self.pipeline_depth + 1
 
     def cost(self) -> Cost:
         spec, lanes, passes = self.spec, self.lanes, self.passes
         wx, ww, acc = spec.in_fmt.width, spec.w_fmt.width, self.acc_span.width
-        memories = [MemoryUse(f"{spec.name}_w", self.depth, lanes * ww, sync_read=True,
-                              writable=False)]
+        banks = self.rom_banks
+        rows = self.depth if banks == 1 else self.rom_rows
+        memories = [MemoryUse(f"{spec.name}_w{b}", min(rows, self.depth - b * rows), lanes * ww,
+                              sync_read=True, writable=False) for b in range(banks)]
         if passes > 1:
             memories.append(MemoryUse(f"{spec.name}_buf", spec.n_in, wx, sync_read=True,
                                       writable=True))
@@ -180,6 +198,8 @@ class DensePlan:
         registers = (
             counter_bits(spec.n_in) + pass_bits + counter_bits(self.depth)   # S0 counters
             + 3 + 1 + pass_bits + wx                                        # S1: v first last frombuf
+            + (2 * counter_bits(banks) + 3 + pass_bits + wx + banks * lanes * ww
+               if banks > 1 else 0)                                         # S1b: bank data
             + 3 + pass_bits + wx + lanes * ww                               # S2: operands
             + 3 + pass_bits + lanes * pp_bits                               # S3: products
             + (lanes * self.bias_span.width if passes > 1 else 0)           #     and biases
@@ -189,9 +209,14 @@ class DensePlan:
                     registers=registers)
 
 
-def dense_plan(spec: DenseSpec, lanes, mult_width: int = DEFAULT_MULT_WIDTH) -> DensePlan:
-    """``lanes`` > ``n_out`` is clamped to ``n_out`` (the extra lanes could only idle)."""
-    return DensePlan(spec, min(_check_lanes(lanes), spec.n_out), mult_width)
+def dense_plan(spec: DenseSpec, lanes, mult_width: int = DEFAULT_MULT_WIDTH,
+               rom_rows: int | None = None) -> DensePlan:
+    """``lanes`` > ``n_out`` is clamped to ``n_out`` (the extra lanes could only idle);
+    ``rom_rows`` (a power of two, or None) bounds the entries of one weight ROM."""
+    if rom_rows is not None and (isinstance(rom_rows, bool) or not isinstance(rom_rows, int)
+                                 or rom_rows < 1 or rom_rows & (rom_rows - 1)):
+        raise ValueError(f"rom_rows must be a power of two or None, not {rom_rows!r}")
+    return DensePlan(spec, min(_check_lanes(lanes), spec.n_out), mult_width, rom_rows)
 
 
 def dense_rom_images(spec: DenseSpec, weight, bias, lanes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -333,13 +358,22 @@ class Dense(wiring.Component):
                 buf_r.addr.eq(in_idx), buf_r.en.eq(adv),
             ]
 
-        # weight ROM (all lanes in one word), read synchronously at the issue address
+        # weight ROM (all lanes in one word), read synchronously at the issue address;
+        # banked, every bank reads its entry and S1b registers them all beside the block
+        # RAMs (their clock-to-out and the bank mux would not fit in one clock)
         ww = spec.w_fmt.width
-        rom = Memory(shape=unsigned(ww * lanes), depth=plan.depth, init=self.w_rom_words,
-                     attrs=memory_attrs(sync_read=True))
-        m.submodules.w_rom = rom
-        port = rom.read_port(domain="sync")
-        m.d.comb += [port.addr.eq(waddr), port.en.eq(adv)]
+        words = self.w_rom_words
+        banks = plan.rom_banks
+        rows = plan.depth if banks == 1 else plan.rom_rows
+        rom_data = []
+        for b in range(banks):
+            rom = Memory(shape=unsigned(ww * lanes), depth=min(rows, plan.depth - b * rows),
+                         init=words[b * rows:(b + 1) * rows], attrs=memory_attrs(sync_read=True))
+            m.submodules[f"w_rom{b}" if banks > 1 else "w_rom"] = rom
+            port = rom.read_port(domain="sync")
+            m.d.comb += [port.addr.eq(waddr[:Shape.cast(range(rows)).width] if banks > 1
+                                      else waddr), port.en.eq(adv)]
+            rom_data.append(port.data)
 
         # ---- S1: read data ---------------------------------------------
         s1 = stage_flags(1, [issue, in_idx == 0, last_in, pass_idx])
@@ -349,13 +383,29 @@ class Dense(wiring.Component):
         x_reg = Signal(x_shape, reset_less=True)
         m.d.sync += x_reg.eq(Mux(adv, self.i.payload, x_reg))
         x1 = Mux(frombuf1, buf_r.data, x_reg) if passes > 1 else x_reg
+        if banks > 1:
+            bank1 = counter(banks, name="bank1")
+            with m.If(adv):
+                m.d.sync += bank1.eq(waddr >> (rows.bit_length() - 1))
+            # ---- S1b: every bank's word and the input word, registered ------
+            s1 = stage_flags("1b", s1)
+            bank1b = counter(banks, name="bank1b")
+            x1b = Signal(x_shape, name="x1b", reset_less=True)
+            data1b = [Signal(unsigned(ww * lanes), name=f"w1b_{b}", reset_less=True)
+                      for b in range(banks)]
+            m.d.sync += [bank1b.eq(Mux(adv, bank1, bank1b)), x1b.eq(Mux(adv, x1, x1b))]
+            m.d.sync += [r.eq(Mux(adv, d, r)) for r, d in zip(data1b, rom_data)]
+            x1 = x1b
+            w1 = Array(data1b)[bank1b]
+        else:
+            w1 = rom_data[0]
 
         # ---- S2: operand registers ----------------------------------------
         s2 = stage_flags(2, s1)
         x2 = Signal(x_shape, name="x2", reset_less=True)
         w2 = [Signal(w_shape, name=f"w2_{k}", reset_less=True) for k in range(lanes)]
         m.d.sync += x2.eq(Mux(adv, x1, x2))
-        m.d.sync += [w2[k].eq(Mux(adv, port.data[ww * k: ww * (k + 1)].as_signed(), w2[k]))
+        m.d.sync += [w2[k].eq(Mux(adv, w1[ww * k: ww * (k + 1)].as_signed(), w2[k]))
                      for k in range(lanes)]
 
         # ---- S3: limb products (one multiplier block each) -----------------

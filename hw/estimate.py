@@ -15,10 +15,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-from model.artifact import DenseSpec
 from model.fixed import MODES
 
-from .dense import PIPELINE_DEPTH
+from .dense import DensePlan
 from .plan import CorePlan
 from .streamutil import RegisterSlice
 
@@ -45,20 +44,20 @@ class Consumer:
         return at
 
 
-def dense_timing(spec: DenseSpec, lanes: int, in_times, consumer: Consumer | None = None
-                 ) -> list[int]:
+def dense_timing(plan: DensePlan, in_times, consumer: Consumer | None = None) -> list[int]:
     """Transfer clock of every output word of one vector into an idle :class:`hw.dense.Dense`.
 
     ``in_times[i]``: the clock input word ``i`` is offered (and, in pass 0,
     taken).  ``consumer`` says when ``o``'s words are taken (default: at
     once).  Pass ``p`` becomes ready to capture at ``r_p`` (``r_0 = last
-    input + PIPELINE_DEPTH``, ``r_p = c_{p-1} + n_in``: a capture that waits
+    input + plan.pipeline_depth``, ``r_p = c_{p-1} + n_in``: a capture that waits
     for the bank freezes the whole pipeline), is captured at ``c_p = max(r_p,
     bank free)``, its first word is offered at ``c_p + 1`` and each next word
     one clock after the previous transfer; the bank is free again one clock
     after its last transfer.
     """
     consumer = consumer or Consumer()
+    spec, lanes, passes = plan.spec, plan.lanes, plan.passes
     n_in = spec.n_in
     if len(in_times) != n_in:
         raise ValueError(f"need {n_in} input times, not {len(in_times)}")
@@ -66,15 +65,13 @@ def dense_timing(spec: DenseSpec, lanes: int, in_times, consumer: Consumer | Non
     for a, b in zip(times, times[1:]):
         if b <= a:
             raise ValueError("input times must increase")
-    lanes = min(lanes, spec.n_out)
-    passes = -(-spec.n_out // lanes)
     out = []
     free = -1
     capture = None
     for p in range(passes):
-        ready = times[-1] + PIPELINE_DEPTH if p == 0 else capture + n_in
+        ready = times[-1] + plan.pipeline_depth if p == 0 else capture + n_in
         capture = max(ready, free)
-        count = lanes if p < passes - 1 else spec.n_out - (passes - 1) * lanes
+        count = lanes if p < passes - 1 else plan.last_count
         offered = capture + 1
         for _ in range(count):
             taken = consumer.take(offered)
@@ -105,6 +102,7 @@ class LayerEstimate:
 class CoreEstimate:
     lanes: list[int]
     mult_width: int
+    rom_rows: int | None   # weight ROM bank depth (None: one ROM per layer)
     serial_sigmoid: bool
     serial_sampler: bool
     layers: list[LayerEstimate]
@@ -126,7 +124,7 @@ class CoreEstimate:
 def _chain(plans, times, records, last_consumer: Consumer | None = None):
     for k, plan in enumerate(plans):
         consumer = last_consumer if k == len(plans) - 1 else None
-        out = dense_timing(plan.spec, plan.lanes, times, consumer)
+        out = dense_timing(plan, times, consumer)
         records[plan.spec.name] = (times[0], out[-1])
         times = out
     return times
@@ -198,7 +196,8 @@ def estimate(plan: CorePlan) -> CoreEstimate:
                         f", more than the {shortest}-clock job: back-to-back sampling jobs "
                         "run slower than `cycles`"))
     return CoreEstimate(
-        lanes=plan.lanes, mult_width=plan.mult_width, serial_sigmoid=plan.sigmoid.serial,
+        lanes=plan.lanes, mult_width=plan.mult_width, rom_rows=plan.dense[0].rom_rows,
+        serial_sigmoid=plan.sigmoid.serial,
         serial_sampler=plan.sampler.buffer > 0, layers=layers, cycles=cycles,
         macs_per_image=macs, ideal_cycles=ideal, multipliers=cost.multiplier_blocks,
         multiplier_ports=dict(sorted(Counter(cost.multipliers).items())),

@@ -7,6 +7,9 @@ Knobs (FINN calls this the folding configuration):
 ``mult_width``
     Signed operand width of the FPGA's multiplier blocks (18: ECP5, 16:
     iCE40); products wider than that are split into limbs (:mod:`hw.mult`).
+``rom_rows``
+    Entries of one weight ROM at most (a block RAM's depth, :data:`hw.cost.BLOCK_RAM_ROWS`):
+    a deeper one is banked, one pipeline stage more (:class:`hw.dense.Dense`).
 ``serial_sigmoid`` / ``serial_sampler``
     Run the sigmoid's / the Gaussian correction's Horner steps on one
     multiplier block instead of a pipeline of them (:class:`hw.arith.OddPolyUnit`).
@@ -133,13 +136,15 @@ class CorePlan:
 
 
 def core_plan(artifact: Artifact, lanes, *, mult_width: int = DEFAULT_MULT_WIDTH,
-              serial_sigmoid: bool = False, serial_sampler: bool = False) -> CorePlan:
+              rom_rows: int | None = None, serial_sigmoid: bool = False,
+              serial_sampler: bool = False) -> CorePlan:
     if not isinstance(artifact, Artifact):
         raise TypeError(f"artifact must be a model.artifact.Artifact, not {artifact!r}")
     if isinstance(mult_width, bool) or not isinstance(mult_width, int) or mult_width < 2:
         raise ValueError(f"mult_width must be an int >= 2, not {mult_width!r}")
     lanes = normalize_lanes(artifact, lanes)
-    dense = tuple(dense_plan(spec, ln, mult_width) for spec, ln in zip(artifact.layers, lanes))
+    dense = tuple(dense_plan(spec, ln, mult_width, rom_rows)
+                  for spec, ln in zip(artifact.layers, lanes))
     return CorePlan(
         artifact=artifact, dense=dense,
         sigmoid=sigmoid_plan(artifact.sigmoid, serial=serial_sigmoid, mult_width=mult_width),

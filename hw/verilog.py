@@ -120,8 +120,8 @@ def describe_core(core: VAECore, name: str) -> dict:
         "module": name,
         "preset": art.preset,
         "lanes": {layer.name: layer.lanes for layer in est.layers},  # as built (<= n_out)
-        "config": {"mult_width": est.mult_width, "serial_sigmoid": est.serial_sigmoid,
-                   "serial_sampler": est.serial_sampler},
+        "config": {"mult_width": est.mult_width, "rom_rows": est.rom_rows,
+                   "serial_sigmoid": est.serial_sigmoid, "serial_sampler": est.serial_sampler},
         "ports": port_map(core),
         "modes": dict(MODE_CODES),
         "image_modes": list(IMAGE_MODES),

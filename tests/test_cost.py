@@ -67,12 +67,13 @@ def test_draw_buffer():
     assert elaborated(DrawBuffer(5, 16))["registers"] == DrawBuffer.cost(5, 16).registers
 
 
-@pytest.mark.parametrize("n_in,n_out,lanes,mult_width", [(5, 7, 3, 18), (4, 16, 1, 16),
-                                                         (16, 4, 4, 18), (3, 2, 5, 6)])
-def test_dense(n_in, n_out, lanes, mult_width):
+@pytest.mark.parametrize("n_in,n_out,lanes,mult_width,rom_rows", [
+    (5, 7, 3, 18, None), (4, 16, 1, 16, None), (16, 4, 4, 18, None), (3, 2, 5, 6, None),
+    (5, 7, 3, 18, 4), (4, 16, 1, 16, 16)])
+def test_dense(n_in, n_out, lanes, mult_width, rom_rows):
     spec = DenseSpec("t", n_in, n_out, Fmt(16, 10), Fmt(8, 6), Fmt(16, 10), "relu")
     rng = np.random.default_rng(0)
-    plan = dense_plan(spec, lanes, mult_width)
+    plan = dense_plan(spec, lanes, mult_width, rom_rows)
     unit = Dense(plan, rng.integers(-128, 128, size=(n_out, n_in)),
                  rng.integers(-100, 100, size=n_out))
     got = elaborated(unit)

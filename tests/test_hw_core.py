@@ -26,6 +26,7 @@ MODES_MIX = ["recon_sample", "encode", "generate", "recon_mu", "recon_sample", "
     ([5, 1, 2, 7], 0.3, {}),
     (1, 0.0, {"mult_width": 16, "serial_sigmoid": True, "serial_sampler": True}),  # iCE40 shape
     (2, 0.3, {"mult_width": 9, "serial_sigmoid": True}),    # every product split into limbs
+    (2, 0.0, {"rom_rows": 8}),                              # weight ROMs in banks of 8
 ])
 def test_iris_core_all_modes_vs_golden(lanes, p, options):
     art = random_artifact("iris", seed=3)

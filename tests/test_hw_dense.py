@@ -30,8 +30,9 @@ def make_case(seed, n_in, n_out, in_fmt, w_fmt, out_fmt, activation, batch, extr
     return spec, w, b, x
 
 
-def run_dense(spec, w, b, x, lanes, *, p_gap=0.0, p_stall=0.0, seed=0, mult_width=18):
-    dut = Dense(dense_plan(spec, lanes, mult_width), w, b)
+def run_dense(spec, w, b, x, lanes, *, p_gap=0.0, p_stall=0.0, seed=0, mult_width=18,
+              rom_rows=None):
+    dut = Dense(dense_plan(spec, lanes, mult_width, rom_rows), w, b)
     rng = np.random.default_rng(seed + 1000)
     result = {}
 
@@ -53,7 +54,7 @@ def run_dense(spec, w, b, x, lanes, *, p_gap=0.0, p_stall=0.0, seed=0, mult_widt
 
 
 CASES = [
-    # n_in, n_out, in_fmt, w_fmt, out_fmt, act, lanes, p_gap, p_stall (, mult_width)
+    # n_in, n_out, in_fmt, w_fmt, out_fmt, act, lanes, p_gap, p_stall (, mult_width, rom_rows)
     (7, 5, Fmt(8, 4), Fmt(8, 6), Fmt(8, 4), "relu", 2, 0.3, 0.3),      # lanes do not divide
     (7, 5, Fmt(8, 4), Fmt(8, 6), Fmt(6, 2), "linear", 1, 0.2, 0.5),    # lanes = 1, saturating out
     (9, 6, Fmt(10, 6), Fmt(6, 5), Fmt(5, 1), "linear", 6, 0.5, 0.2),   # lanes = n_out, saturates
@@ -63,16 +64,19 @@ CASES = [
     (5, 3, Fmt(8, 2), Fmt(8, 1), Fmt(16, 6), "linear", 2, 0.3, 0.3),   # shift <= 0: widening out
     (6, 4, Fmt(8, 4), Fmt(8, 6), Fmt(8, 4), "relu", 7, 0.2, 0.2),      # lanes > n_out
     (9, 5, Fmt(16, 10), Fmt(8, 7), Fmt(16, 10), "linear", 2, 0.2, 0.2, 6),  # products in limbs
+    (7, 5, Fmt(8, 4), Fmt(8, 6), Fmt(8, 4), "relu", 2, 0.3, 0.3, 18, 4),  # banked weight ROM
+    (3, 11, Fmt(12, 8), Fmt(8, 7), Fmt(12, 8), "relu", 1, 0.1, 0.5, 18, 8),  # banks, output-bound
 ]
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))
 def test_dense_matches_golden(case):
-    n_in, n_out, in_fmt, w_fmt, out_fmt, act, lanes, p_gap, p_stall, *mult_width = CASES[case]
+    n_in, n_out, in_fmt, w_fmt, out_fmt, act, lanes, p_gap, p_stall, *rest = CASES[case]
+    mult_width, rom_rows = [*rest, *[18, None][len(rest):]]
     spec, w, b, x = make_case(case, n_in, n_out, in_fmt, w_fmt, out_fmt, act, batch=4, extremes=True)
     want = dense(x, w, b, in_fmt, w_fmt, out_fmt, act)
     got, _ = run_dense(spec, w, b, x, lanes, p_gap=p_gap, p_stall=p_stall, seed=case,
-                       mult_width=mult_width[0] if mult_width else 18)
+                       mult_width=mult_width, rom_rows=rom_rows)
     np.testing.assert_array_equal(got, want)
 
 
@@ -82,14 +86,16 @@ def test_dense_saturation_is_exercised():
     assert (want == spec.out_fmt.max_int).any() and (want == spec.out_fmt.min_int).any()
 
 
-@pytest.mark.parametrize("n_in,n_out,lanes", [(12, 10, 3), (4, 9, 4), (20, 7, 7), (6, 6, 1)])
-def test_dense_timing_model_exact(n_in, n_out, lanes):
+@pytest.mark.parametrize("n_in,n_out,lanes,rom_rows", [(12, 10, 3, None), (4, 9, 4, None),
+                                                      (20, 7, 7, None), (6, 6, 1, None),
+                                                      (12, 10, 3, 16), (4, 9, 4, 2)])
+def test_dense_timing_model_exact(n_in, n_out, lanes, rom_rows):
     """With a dense input and an always-ready output the cycle of every word is predicted."""
     spec, w, b, x = make_case(7, n_in, n_out, Fmt(8, 4), Fmt(8, 6), Fmt(8, 4), "relu", batch=1)
-    got, times = run_dense(spec, w, b, x, lanes)
+    got, times = run_dense(spec, w, b, x, lanes, rom_rows=rom_rows)
     np.testing.assert_array_equal(got, dense(x, w, b, spec.in_fmt, spec.w_fmt, spec.out_fmt, "relu"))
     # producer offers word j at cycle j; the consumer's cycle count starts at 0 too
-    model = dense_timing(spec, lanes, list(range(n_in)))
+    model = dense_timing(dense_plan(spec, lanes, rom_rows=rom_rows), list(range(n_in)))
     assert times == model
 
 
@@ -112,6 +118,8 @@ def test_dense_argument_errors():
         dense_plan(spec, 0)
     with pytest.raises(TypeError, match="lanes must be an int"):
         dense_plan(spec, 2.0)
+    with pytest.raises(ValueError, match="rom_rows must be a power of two or None, not 6"):
+        dense_plan(spec, 1, rom_rows=6)
     plan = dense_plan(spec, 1)
     with pytest.raises(ValueError, match="weight must be"):
         Dense(plan, np.zeros((3, 2), int), b)
