@@ -25,11 +25,19 @@ Data flow (one small component each, every one with its own simulator test)::
 * :class:`ReplyTx` builds the reply: header, payload (the core's output words
   as they come, the info ROM, or the refused count), CRC, end of frame.
 
-Timing: every block's outputs are registers except short handshake paths
-(and :class:`RegisterSlice` cuts the one that would reach into the core);
-the widest logic is the CRC's byte-parallel XOR network (at most 24 inputs a
-bit, one byte per clock) and the parser's verdict, a priority chain over
-registered flags.
+Timing: the frontend must never be what limits the core's clock, so its
+paths are kept to a few LUTs.  Every block's outputs are registers, and
+:class:`RegisterSlice` cuts the handshake that would reach into the core.
+No path both decides and acts: :class:`Stuff`, :class:`FrameParser`,
+:class:`Sequencer` and :class:`ReplyTx` take what arrives into a register,
+with the decision it needs worked out on the way in, and act on it the next
+clock (they take a symbol or record at most every second clock; a UART
+character is tens of clocks); their ``ready`` is a register, as is
+:class:`hw.uart.UartTx`'s.  Counters end on a sign or marker bit, not a
+compare, and long ones (the word count, the timeout) run in two parts so no
+carry chain is longer than about half the count (:class:`_Laps`).  The
+parser and the sequencer need a few clocks after a frame's end to file it;
+the next frame's first byte is a character later.
 """
 
 from __future__ import annotations
@@ -114,6 +122,15 @@ def _stage_out(m: Module, o) -> Signal:
     return advance
 
 
+def _pick(*choices):
+    """The ``value`` of the ``(select, value)`` whose select is high, 0 if none: an
+    AND-OR, for selects that are never high together (no priority chain)."""
+    picked = Const(0, 1)
+    for select, value in choices:
+        picked = picked | Mux(select, value, 0)
+    return picked
+
+
 class Unstuff(wiring.Component):
     """Raw bytes -> symbols: FLAG is ``end``, ESC makes the next byte ``byte ^ 0x20``."""
 
@@ -127,19 +144,22 @@ class Unstuff(wiring.Component):
         escaped = Signal()
         m.d.comb += self.i.ready.eq(advance)
         with m.If(self.i.valid & advance):
+            # A byte's data is taken whatever it is (ignored unless it makes a symbol),
+            # so that only `valid` waits for the FLAG and ESC compares.
             byte = self.i.payload
-            with m.If(byte == FLAG):
-                m.d.sync += [self.o.valid.eq(1), self.o.payload.end.eq(1), escaped.eq(0)]
-            with m.Elif(byte == ESC):
-                m.d.sync += escaped.eq(1)
-            with m.Else():
-                m.d.sync += [self.o.valid.eq(1), self.o.payload.end.eq(0), escaped.eq(0),
-                             self.o.payload.data.eq(byte ^ Mux(escaped, ESC_XOR, 0))]
+            m.d.sync += [self.o.valid.eq(byte != ESC), self.o.payload.end.eq(byte == FLAG),
+                         self.o.payload.data.eq(byte ^ Mux(escaped, ESC_XOR, 0)),
+                         escaped.eq(byte == ESC)]
         return m
 
 
 class Stuff(wiring.Component):
-    """Symbols -> raw bytes: ``end`` becomes FLAG, FLAG and ESC become ESC, byte ^ 0x20."""
+    """Symbols -> raw bytes: ``end`` becomes FLAG, FLAG and ESC become ESC, byte ^ 0x20.
+
+    A symbol is taken into a register first, with its need for an escape worked
+    out on the way in: ``i.ready`` is that register's emptiness, and what goes
+    out is chosen from registers only (a symbol per two clocks at most, where
+    the UART takes tens)."""
 
     def __init__(self):
         super().__init__({"i": In(stream.Signature(symbol_layout())),
@@ -148,21 +168,59 @@ class Stuff(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         advance = _stage_out(m, self.o)
+        held = Signal(symbol_layout())
+        held_valid = Signal()
+        special = Signal()               # `held` goes out as ESC, byte ^ 0x20
         second = Signal()                # ESC went out; the escaped byte is next
         sym = self.i.payload
-        special = ~sym.end & ((sym.data == FLAG) | (sym.data == ESC))
-        m.d.comb += self.i.ready.eq(advance & (second | ~special))
-        with m.If(advance & self.i.valid):
+        m.d.comb += self.i.ready.eq(~held_valid)
+        with m.If(self.i.valid & ~held_valid):
+            m.d.sync += [held.eq(sym), held_valid.eq(1),
+                         special.eq(~sym.end & ((sym.data == FLAG) | (sym.data == ESC)))]
+        with m.If(advance & held_valid):
             m.d.sync += self.o.valid.eq(1)
-            with m.If(second):
-                m.d.sync += [self.o.payload.eq(sym.data ^ ESC_XOR), second.eq(0)]
-            with m.Elif(sym.end):
-                m.d.sync += self.o.payload.eq(FLAG)
-            with m.Elif(special):
+            with m.If(special & ~second):
                 m.d.sync += [self.o.payload.eq(ESC), second.eq(1)]
             with m.Else():
-                m.d.sync += self.o.payload.eq(sym.data)
+                m.d.sync += [self.o.payload.eq(Mux(held.end, FLAG,
+                                                   held.data ^ Mux(second, ESC_XOR, 0))),
+                             held_valid.eq(0), second.eq(0)]
         return m
+
+
+class _Laps:
+    """A count of steps left, kept in two parts so that no carry chain is longer than
+    the larger one: `lo` counts a lap of `lap` steps down to -1, `hi` the laps.
+    ``hi * lap + lo + 2`` steps are left; none once `hi` is negative (`done`, a sign
+    bit: no compare).  The registers hold the parts' complements (``~x = -1 - x``)
+    and count them up: an increment is a carry chain with no logic in front of it."""
+
+    def __init__(self, most: int, lap: int, name: str):
+        self.lap = lap
+        self.not_lo = Signal(range(-(lap - 1), 1), name=f"{name}_not_lo")
+        self.not_hi = Signal(range(-(max(most - 1, 0) // lap + 1), 1), name=f"{name}_not_hi")
+
+    @property
+    def done(self):
+        return ~self.not_hi[-1]
+
+    def set_lo(self, value) -> list:
+        return [self.not_lo.eq(~value)]
+
+    def set_hi(self, value) -> list:
+        return [self.not_hi.eq(~value)]
+
+    def load(self, steps: int) -> list:
+        """Statements that set `steps` (an int) steps left."""
+        return [*self.set_hi((steps - 1) // self.lap), *self.set_lo((steps - 1) % self.lap - 1)]
+
+    def step(self, m: Module, when):
+        """Take a step on the clocks where `when` is high (never once `done`)."""
+        lap_over = ~self.not_lo[-1]                  # lo is -1
+        with m.If(when):
+            m.d.sync += self.not_lo.eq(Mux(lap_over, ~(self.lap - 2), self.not_lo + 1))
+        with m.If(when & lap_over):
+            m.d.sync += self.not_hi.eq(self.not_hi + 1)
 
 
 class FrameParser(wiring.Component):
@@ -173,7 +231,8 @@ class FrameParser(wiring.Component):
     ``slot_free`` is low is OVERFLOW (and writes nothing), and ``timeout``
     clocks without a byte inside a frame end it as TIMEOUT.  Words of a frame
     whose ``COUNT`` is right for its command are written to ``wr_base`` + k
-    (one clock after their last byte); the record follows the frame's end.
+    (two clocks after their last byte); the record follows two clocks after
+    the frame's end.  A symbol is taken every second clock at most.
 
     Parameters
     ----------
@@ -188,6 +247,8 @@ class FrameParser(wiring.Component):
     """
 
     def __init__(self, *, width: int, job_words: dict[int, int], depth: int, timeout: int):
+        if timeout < 4:
+            raise ValueError(f"timeout must be at least 4 clocks, not {timeout!r}")
         self.width = width
         self.job_words = dict(job_words)
         self.depth = depth
@@ -204,93 +265,139 @@ class FrameParser(wiring.Component):
         m = Module()
         nb = word_bytes(self.width)
         max_count = max(self.job_words.values())
-        # What the frame has shown so far (a new frame clears what the verdict could
-        # read before the frame sets it).
-        nbytes = Signal(range(MIN_REQUEST + 1))      # saturates at a minimal frame
-        crc = Signal(16)
+        # What the frame has shown so far.
+        place = Signal(MIN_REQUEST + 1, init=1)      # one-hot: bytes so far, saturating
+        in_body = Signal()                           # the header is in (a bit, not an OR)
+        crc = Signal(16, init=CRC_INIT)
         accepted = Signal()                          # a slot was free at its first byte
         cmd_ok = Signal()
         cmd = Signal(CMD_SHAPE)
         is_job = Signal()
         tag = Signal(8)
-        mode_ok = Signal()
+        mode_bad = Signal()                          # a job with an unknown mode
         mode = Signal(MODE_SHAPE)
+        required = Signal(range(max_count + 1))      # COUNT the command and mode take
         count_lo = Signal(8)
+        lo_ok = Signal()                             # count_lo is required's low byte
         count_ok = Signal()
-        words_left = Signal(16)
+        # Words still to come, in laps of 256, so that COUNT loads a byte at a time.
+        words = _Laps(2 ** 16 - 1, 256, "words")
+        in_words = ~words.done
+        lo_borrows = Signal()                        # COUNT's low byte is 0
         byte_k = Signal(range(nb))
         tail = Signal(range(CRC_BYTES + 2))          # bytes after the words, saturating
         earlier = Signal(8 * (nb - 1))               # the current word's earlier bytes
         addr = Signal(range(self.depth))
-        silent = Signal(range(self.timeout))
+        # The timeout: the clocks after a byte's act (below) until the frame ends.  Its
+        # laps count at most 64: nextpnr broke a 10-bit chain of laps (constant loads
+        # into a bare increment) into two-cell pieces on a full iCE40UP5K.
+        quiet_steps = self.timeout - 2
+        quiet = _Laps(quiet_steps, 2 ** max(quiet_steps.bit_length() - 6, 1), "quiet")
+
+        # A symbol is taken into `held` with what it does to the frame worked out on the
+        # way in, from the state the previous symbol left; the next clock does it, and
+        # only then is the next symbol taken (a symbol per two clocks, where a UART
+        # character takes tens), so no path both decides and acts.
+        held = Signal(8)
+        # held - 1 (negative: held is 0), for loading the word count (subtracting there
+        # would share the count's carry chain, behind a multiplexer)
+        held_less = Signal(signed(9))
+        held_valid = Signal()
+        does = Signal(data.StructLayout({
+            "byte": 1, "cmd": 1, "tag": 1, "mode": 1, "count_lo": 1, "count_hi": 1,
+            "tail": 1, "word_end": 1, "word_byte": 1, "end": 1}))
+        # Taken with an `end` (the end symbol or the timeout): the verdict's flags, and
+        # the verdict of the header's checks (the last in check order).
+        timed_out = Signal()
+        short = Signal()
+        crc_bad = Signal()
+        length_bad = Signal()
+        header_status = Signal(STATUS_SHAPE)
 
         sym = self.i.payload
-        byte = sym.data
-        in_frame = nbytes != 0
-        first = ~in_frame
-        m.d.comb += self.i.ready.eq(1)
+        in_frame = ~place[0]
+        m.d.comb += self.i.ready.eq(~held_valid)
+        m.d.sync += [held_valid.eq(0), does.eq(0), self.wr.en.eq(0)]
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        m.d.sync += self.wr.en.eq(0)
 
-        def emit(status):
-            m.d.sync += [self.o.valid.eq(1), self.o.payload.status.eq(status),
-                         self.o.payload.tag.eq(tag), self.o.payload.cmd.eq(cmd),
-                         self.o.payload.mode.eq(mode), nbytes.eq(0)]
+        def ending(*, timeout):       # (holds off the next symbol until it is done)
+            m.d.sync += [held_valid.eq(1), does.end.eq(1), timed_out.eq(timeout),
+                         short.eq(~place[MIN_REQUEST]),
+                         crc_bad.eq(crc != 0),
+                         length_bad.eq(in_words | (byte_k != 0) | (tail != CRC_BYTES)),
+                         header_status.eq(Mux(~cmd_ok, Status.COMMAND,
+                                              Mux(mode_bad, Status.MODE,
+                                                  Mux(~count_ok, Status.LENGTH, Status.OK))))]
 
-        length_ok = (words_left == 0) & (byte_k == 0) & (tail == CRC_BYTES)
-        verdict = Signal(STATUS_SHAPE)
-        m.d.comb += verdict.eq(
-            Mux(~accepted, Status.OVERFLOW,
-                Mux(nbytes < MIN_REQUEST, Status.LENGTH,
-                    Mux(crc != 0, Status.CHECKSUM,
-                        Mux(~length_ok, Status.LENGTH,
-                            Mux(~cmd_ok, Status.COMMAND,
-                                Mux(is_job & ~mode_ok, Status.MODE,
-                                    Mux(~count_ok, Status.LENGTH, Status.OK))))))))
-
-        with m.If(self.i.valid & sym.end):
-            with m.If(in_frame):
-                emit(verdict)
-        with m.Elif(self.i.valid):
-            m.d.sync += [silent.eq(0), crc.eq(crc16_next(Mux(first, CRC_INIT, crc), byte)),
-                         nbytes.eq(Mux(nbytes == MIN_REQUEST, nbytes, nbytes + 1))]
-            with m.If(first):
-                m.d.sync += [accepted.eq(self.slot_free), addr.eq(self.wr_base), tag.eq(0),
-                             tail.eq(0), byte_k.eq(0), words_left.eq(0)]
-            with m.Switch(nbytes):
-                with m.Case(CMD_POS):
-                    m.d.sync += [cmd_ok.eq(byte.matches(*[c.value for c in Command])),
-                                 cmd.eq(byte), is_job.eq(byte == Command.JOB)]
-                with m.Case(TAG_POS):
-                    m.d.sync += tag.eq(byte)
-                with m.Case(MODE_POS):
-                    m.d.sync += [mode_ok.eq(byte.matches(*self.job_words)), mode.eq(byte)]
-                with m.Case(COUNT_LO_POS):
-                    m.d.sync += count_lo.eq(byte)
-                with m.Case(COUNT_HI_POS):
-                    count = Cat(count_lo, byte)
-                    required = Signal(range(max_count + 1))
-                    m.d.comb += required.eq(
-                        Mux(is_job, Array(Const(self.job_words.get(code, 0), required.shape())
-                                          for code in range(2 ** MODE_SHAPE.width))[mode], 0))
-                    m.d.sync += [words_left.eq(count), count_ok.eq(count == required)]
-                with m.Default():
-                    with m.If(words_left == 0):
-                        m.d.sync += tail.eq(Mux(tail == CRC_BYTES + 1, tail, tail + 1))
-                    with m.Elif(byte_k == nb - 1):
-                        m.d.sync += [byte_k.eq(0), words_left.eq(words_left - 1),
-                                     addr.eq(addr + 1), self.wr.addr.eq(addr),
-                                     self.wr.data.eq(Cat(earlier, byte)[:self.width]),
-                                     self.wr.en.eq(accepted & count_ok)]
-                    with m.Else():
-                        m.d.sync += [byte_k.eq(byte_k + 1),
-                                     earlier.eq(Cat(earlier[8:], byte))]
-        with m.Elif(in_frame):
-            with m.If(silent == self.timeout - 1):
-                emit(Mux(accepted, Status.TIMEOUT, Status.OVERFLOW))
+        with m.If(self.i.valid & ~held_valid):
+            m.d.sync += [held.eq(sym.data), held_less.eq(sym.data - 1), held_valid.eq(1)]
+            with m.If(sym.end):
+                with m.If(in_frame):
+                    ending(timeout=False)
             with m.Else():
-                m.d.sync += silent.eq(silent + 1)
+                m.d.sync += [
+                    does.byte.eq(1), does.cmd.eq(place[CMD_POS]), does.tag.eq(place[TAG_POS]),
+                    does.mode.eq(place[MODE_POS]), does.count_lo.eq(place[COUNT_LO_POS]),
+                    does.count_hi.eq(place[COUNT_HI_POS]), does.tail.eq(in_body & ~in_words),
+                    does.word_end.eq(in_body & in_words & (byte_k == nb - 1)),
+                    does.word_byte.eq(in_body & in_words & (byte_k != nb - 1)),
+                ]
+        with m.Elif(~held_valid & in_frame & quiet.done):
+            ending(timeout=True)
+        # (counting on while a symbol is taken and done is harmless: a byte reloads the
+        # count, below, and an end symbol closes the frame)
+        quiet.step(m, in_frame & ~quiet.done)
+
+        # Doing it.
+        byte = held
+        with m.If(does.byte):
+            # (`timeout` clocks from the byte's transfer, a clock before this, to the end)
+            m.d.sync += [*quiet.load(quiet_steps), crc.eq(crc16_next(crc, byte)),
+                         place.eq(Cat(0, place[:-2], place[-2] | place[-1]))]
+        with m.If(does.cmd):
+            m.d.sync += [accepted.eq(self.slot_free), addr.eq(self.wr_base), tag.eq(0),
+                         cmd_ok.eq(byte.matches(*[c.value for c in Command])),
+                         cmd.eq(byte), is_job.eq(byte == Command.JOB)]
+        with m.If(does.tag):
+            m.d.sync += tag.eq(byte)
+        with m.If(does.mode):
+            takes = Array(Const(self.job_words.get(code, 0), required.shape())
+                          for code in range(2 ** MODE_SHAPE.width))
+            m.d.sync += [mode_bad.eq(is_job & ~byte.matches(*self.job_words)), mode.eq(byte),
+                         required.eq(Mux(is_job, takes[byte[:MODE_SHAPE.width]], 0))]
+        # (COUNT loads the word count a byte at a time: COUNT words are left when
+        # hi * 256 + lo + 2 = COUNT, see _Laps)
+        with m.If(does.count_lo):
+            m.d.sync += [count_lo.eq(byte), lo_ok.eq(byte == required[:8]),
+                         *words.set_lo(Mux(held_less[-1], words.lap - 2, held_less - 1)),
+                         lo_borrows.eq(held_less[-1])]
+        with m.If(does.count_hi):
+            m.d.sync += [in_body.eq(1), count_ok.eq(lo_ok & (byte == required[8:])),
+                         *words.set_hi(Mux(lo_borrows, held_less, byte))]
+        with m.If(does.tail):
+            m.d.sync += tail.eq(Mux(tail == CRC_BYTES + 1, tail, tail + 1))
+        words.step(m, does.word_end)
+        with m.If(does.word_end):
+            m.d.sync += [byte_k.eq(0), addr.eq(addr + 1), self.wr.addr.eq(addr),
+                         self.wr.data.eq(Cat(earlier, byte)[:self.width]),
+                         self.wr.en.eq(accepted & count_ok)]
+        with m.If(does.word_byte):
+            m.d.sync += [byte_k.eq(byte_k + 1), earlier.eq(Cat(earlier[8:], byte))]
+        with m.If(does.end):
+            m.d.sync += [
+                self.o.valid.eq(1), self.o.payload.tag.eq(tag), self.o.payload.cmd.eq(cmd),
+                self.o.payload.mode.eq(mode),
+                self.o.payload.status.eq(
+                    Mux(~accepted, Status.OVERFLOW,
+                        Mux(timed_out, Status.TIMEOUT,
+                            Mux(short, Status.LENGTH,
+                                Mux(crc_bad, Status.CHECKSUM,
+                                    Mux(length_bad, Status.LENGTH, header_status)))))),
+                # ready for the next frame
+                place.eq(1), in_body.eq(0), crc.eq(CRC_INIT), *words.set_hi(-1), byte_k.eq(0),
+                tail.eq(0),
+            ]
         return m
 
 
@@ -336,6 +443,9 @@ class Sequencer(wiring.Component):
     ``slot_free``/``wr_base`` tell the parser where the next frame goes;
     ``cmd``, ``read`` and ``core_rst`` run the core; ``reply`` asks
     :class:`ReplyTx` for each frame's reply, ``done`` says it has left.
+    A record takes three clocks (taken in, filed, then one for ``tail_free``
+    to catch up) with ``record.ready`` low; what the head's slot sends out is
+    registered when it is served.
 
     Parameters
     ----------
@@ -366,56 +476,76 @@ class Sequencer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n = self.slots
+        # A slot: what serving it takes, worked out when it is filed.
+        slot_layout = data.StructLayout({
+            "status": STATUS_SHAPE, "tag": 8, "mode": MODE_SHAPE, "source": 2,
+            "job": 1,                    # an accepted JOB (source CORE): runs the core
+            "reads": 1,                  # ... of a mode that reads the slot's words
+            "resets": 1,                 # an accepted RESET
+            "refused": 16,               # (OVERFLOW) frames it answers for
+        })
+        slot = Array(Signal(slot_layout, name=f"slot{s}") for s in range(n))
         occupied = Array(Signal(name=f"occupied{s}") for s in range(n))
-        status = Array(Signal(STATUS_SHAPE, name=f"status{s}") for s in range(n))
-        cmd = Array(Signal(CMD_SHAPE, name=f"cmd{s}") for s in range(n))
-        tag = Array(Signal(8, name=f"tag{s}") for s in range(n))
-        mode = Array(Signal(MODE_SHAPE, name=f"mode{s}") for s in range(n))
-        refused = Array(Signal(16, name=f"refused{s}") for s in range(n))
         bases = Array(Const(s * self.max_words, self.wr_base.shape()) for s in range(n))
         head = Signal(range(n))          # oldest frame: served next
         tail = Signal(range(n))          # where the next frame goes
         ovf_pending = Signal()           # refused frames not yet in a slot
         ovf_tag = Signal(8)
         ovf_count = Signal(16)
+        ovf_full = Signal()              # ovf_count is 0xFFFF: it stays there
 
         def following(index):
             return Mux(index == n - 1, 0, index + 1)
 
+        # A record takes three clocks: the first takes it in (`entry`), the second files
+        # it at `tail` (or counts a refused frame), the third lets `tail_free` (a
+        # register) catch up; meanwhile no record is taken (`record.ready` is low), so
+        # no path both decides and writes.  The refused frames' merged record is taken
+        # in likewise, when `tail_free`.
+        entry = Signal(record_layout())
+        filing = Signal()
+        refusing = Signal()
+        hold = Signal()
+        tail_free = Signal()
         m.d.comb += [self.slot_free.eq(~occupied[tail] & ~ovf_pending),
-                     self.wr_base.eq(bases[tail]), self.record.ready.eq(1)]
-        rec = self.record.payload
-        with m.If(self.record.valid):
-            with m.If(rec.status == Status.OVERFLOW):
-                with m.If(~ovf_pending):
-                    m.d.sync += [ovf_pending.eq(1), ovf_tag.eq(rec.tag), ovf_count.eq(1)]
-                with m.Elif(ovf_count != 0xFFFF):
-                    m.d.sync += ovf_count.eq(ovf_count + 1)
-            with m.Else():
-                m.d.sync += [occupied[tail].eq(1), status[tail].eq(rec.status),
-                             cmd[tail].eq(rec.cmd), tag[tail].eq(rec.tag),
-                             mode[tail].eq(rec.mode), tail.eq(following(tail))]
-        with m.Elif(ovf_pending & ~occupied[tail]):
-            m.d.sync += [occupied[tail].eq(1), status[tail].eq(Status.OVERFLOW),
-                         tag[tail].eq(ovf_tag), refused[tail].eq(ovf_count),
-                         tail.eq(following(tail)), ovf_pending.eq(0)]
+                     self.wr_base.eq(bases[tail]), self.record.ready.eq(~hold)]
+        m.d.sync += [filing.eq(0), refusing.eq(0), tail_free.eq(~occupied[tail]),
+                     hold.eq(filing | refusing)]
 
-        ok = status[head] == Status.OK
-        job = ok & (cmd[head] == Command.JOB)
-        source = Signal(2)
-        m.d.comb += [
-            source.eq(Mux(job, Source.CORE,
-                          Mux(ok & (cmd[head] == Command.INFO), Source.INFO,
-                              Mux(status[head] == Status.OVERFLOW, Source.COUNT, Source.NONE)))),
-            self.reply.payload.status.eq(status[head]),
-            self.reply.payload.tag.eq(tag[head]),
-            self.reply.payload.source.eq(source),
-            self.reply.payload.mode.eq(mode[head]),
-            self.reply.payload.count.eq(refused[head]),
-            self.cmd.payload.mode.eq(mode[head]),
-            self.read.payload.base.eq(bases[head]),
-            self.read.payload.count.eq(self.max_words),
-        ]
+        ok = entry.status == Status.OK
+        job = ok & (entry.cmd == Command.JOB)
+        with m.If(filing):
+            filed = slot[tail]
+            m.d.sync += [
+                filed.status.eq(entry.status), filed.tag.eq(entry.tag), filed.mode.eq(entry.mode),
+                filed.source.eq(Mux(job, Source.CORE,
+                                    Mux(ok & (entry.cmd == Command.INFO), Source.INFO,
+                                        Mux(entry.status == Status.OVERFLOW, Source.COUNT,
+                                            Source.NONE)))),
+                filed.job.eq(job), filed.reads.eq(job & entry.mode.matches(*self.image_modes)),
+                filed.resets.eq(ok & (entry.cmd == Command.RESET)),
+                filed.refused.eq(ovf_count),     # (counts only in an OVERFLOW entry)
+                occupied[tail].eq(1), tail.eq(following(tail)),
+            ]
+        with m.If(refusing & ~ovf_pending):
+            m.d.sync += [ovf_pending.eq(1), ovf_tag.eq(entry.tag), ovf_count.eq(1),
+                         ovf_full.eq(0)]
+        with m.If(refusing & ovf_pending & ~ovf_full):
+            m.d.sync += [ovf_count.eq(ovf_count + 1), ovf_full.eq(ovf_count == 0xFFFE)]
+
+        rec = self.record.payload
+        with m.If(self.record.valid & ~hold):
+            m.d.sync += [entry.eq(rec), hold.eq(1)]
+            with m.If(rec.status == Status.OVERFLOW):
+                m.d.sync += refusing.eq(1)
+            with m.Else():
+                m.d.sync += filing.eq(1)
+        with m.Elif(~hold & ovf_pending & tail_free):
+            m.d.sync += [filing.eq(1), hold.eq(1), ovf_pending.eq(0),
+                         entry.status.eq(Status.OVERFLOW), entry.tag.eq(ovf_tag)]
+
+        # Serving: the head's entry goes out in registers.
+        m.d.comb += self.read.payload.count.eq(self.max_words)
         with m.If(self.cmd.ready):
             m.d.sync += self.cmd.valid.eq(0)
         with m.If(self.read.ready):
@@ -426,10 +556,17 @@ class Sequencer(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(occupied[head]):
+                    served = slot[head]
                     m.d.sync += [
-                        self.reply.valid.eq(1), self.cmd.valid.eq(job),
-                        self.read.valid.eq(job & mode[head].matches(*self.image_modes)),
-                        self.core_rst.eq(ok & (cmd[head] == Command.RESET)),
+                        self.reply.valid.eq(1), self.cmd.valid.eq(served.job),
+                        self.read.valid.eq(served.reads), self.core_rst.eq(served.resets),
+                        self.reply.payload.status.eq(served.status),
+                        self.reply.payload.tag.eq(served.tag),
+                        self.reply.payload.source.eq(served.source),
+                        self.reply.payload.mode.eq(served.mode),
+                        self.reply.payload.count.eq(served.refused),
+                        self.cmd.payload.mode.eq(served.mode),
+                        self.read.payload.base.eq(bases[head]),
                     ]
                     m.next = "SERVE"
             with m.State("SERVE"):
@@ -441,6 +578,17 @@ class Sequencer(wiring.Component):
 
 class ReplyTx(wiring.Component):
     """Reply requests -> the reply's symbols (header, payload, CRC, end).
+
+    Three register stages, so that no path runs from what the reply needs next
+    to the CRC: a shift register is refilled, whenever it runs empty, with the
+    next symbols (the header and an OVERFLOW count; an info ROM byte; a word
+    of the core; the trailer: two CRC bytes and the end of frame, marked as
+    such), one-hot registers saying from where; it shifts a symbol at a time
+    into a *token* register; the *sender* moves the token into the output
+    register, folding a data byte into the CRC or putting out the CRC's next
+    byte.  The token is filled only when empty (a symbol per two clocks at
+    most, where the UART takes tens), so ``o.ready`` reaches no further than
+    the sender.  ``done`` pulses the clock after the end of frame has left.
 
     Parameters
     ----------
@@ -470,100 +618,83 @@ class ReplyTx(wiring.Component):
                                                       attrs=memory_attrs(sync_read=False))
         rom = rom_memory.read_port(domain="comb")
         ob = word_bytes(self.out_width)
-        req = Signal(request_layout())
-        length = Signal(16)
-        crc = Signal(16)
-        pos = Signal(range(max(REPLY_HEADER, len(self.info), 2)))
+        shifted = REPLY_HEADER + 2                    # header and an OVERFLOW count
+        size = max(shifted, ob)
+        shift = Signal(8 * size)                      # symbols still to send, first in [:8]
+        crc_marks = Signal(CRC_BYTES + 1)             # ... which of the first are CRC bytes
+        end_marks = Signal(CRC_BYTES + 1)             # ... and the end of frame
+        left = Signal(range(size + 1))                # how many
+        pos = Signal(range(len(self.info)))           # the next info byte
+        info_last = Signal()                          # pos is the last
+        rom_byte = Signal(8)                          # the ROM's byte at pos: pos settles a
+        m.d.sync += rom_byte.eq(rom.data)             # clock before each read (a refill waits
+        m.d.comb += rom.addr.eq(pos)                  # for a shift-out)
         word = Signal(8 * ob)                         # the core's word, sign-extended
-        rest = Signal(8 * ob)                         # bytes of the current word still to send
-        last = Signal()
-        advance = _stage_out(m, self.o)
+        m.d.comb += word.eq(self.words.payload.data)
+        token = Signal(data.StructLayout({"data": 8, "crc": 1, "end": 1}))
+        token_valid = Signal()
+        crc = Signal(16, init=CRC_INIT)
         job_lengths = Array(Const(self.job_bytes.get(code, 0), 16)
                             for code in range(2 ** MODE_SHAPE.width))
-        m.d.comb += [self.done.eq(self.o.valid & self.o.ready & self.o.payload.end),
-                     rom.addr.eq(pos), word.eq(self.words.payload.data)]
 
-        # One output register and one CRC update, fed by whichever state is sending.
-        byte = Signal(8)
-        load = Signal()         # put `byte` (or the end of frame) into the output register
-        counted = Signal()      # and into the CRC
-        end = Signal()
-        with m.If(load):
-            m.d.sync += [self.o.valid.eq(1), self.o.payload.data.eq(byte),
-                         self.o.payload.end.eq(end)]
-        with m.If(load & counted):
-            m.d.sync += crc.eq(crc16_next(crc, byte))
+        # The sender: token -> output register and CRC (back to CRC_INIT after the end).
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(token_valid & (~self.o.valid | self.o.ready)):
+            m.d.sync += [
+                self.o.valid.eq(1), self.o.payload.data.eq(Mux(token.crc, crc[8:], token.data)),
+                self.o.payload.end.eq(token.end), token_valid.eq(0),
+                crc.eq(Mux(token.end, CRC_INIT,
+                           Mux(token.crc, crc << 8, crc16_next(crc, token.data)))),
+            ]
+        m.d.sync += self.done.eq(self.o.valid & self.o.ready & self.o.payload.end)
 
-        def sending(value, *, crc_too=True):
-            m.d.comb += [byte.eq(value), load.eq(advance), counted.eq(crc_too)]
+        # What refills `shift` once it has run empty (one-hot), `sending` while it has
+        # symbols, `after` what fills it next: registers, and every register below picks
+        # its next value from them with AND-OR (they never select two at once), so the
+        # refill is two levels of logic whatever its source.
+        fills = data.StructLayout({"header": 1, "info": 1, "words": 1, "trailer": 1})
+        fill = Signal(fills, init={"header": 1})
+        after = Signal(fills)
+        sending = Signal()
+        shifting = sending & ~token_valid
+        m.d.comb += [self.i.ready.eq(fill.header), self.words.ready.eq(fill.words)]
 
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(self.i.valid):
-                    src = self.i.payload.source
-                    m.d.sync += [
-                        req.eq(self.i.payload), crc.eq(CRC_INIT), pos.eq(0),
-                        length.eq(Mux(src == Source.CORE, job_lengths[self.i.payload.mode],
-                                      Mux(src == Source.INFO, len(self.info),
-                                          Mux(src == Source.COUNT, 2, 0)))),
-                    ]
-                    m.next = "HEADER"
-            with m.State("HEADER"):
-                sending(Array([req.status, req.tag, length[:8], length[8:]])[pos])
-                with m.If(advance):
-                    m.d.sync += pos.eq(pos + 1)
-                    with m.If(pos == REPLY_HEADER - 1):
-                        m.d.sync += pos.eq(0)
-                        m.next = "PAYLOAD"
-                        with m.If(req.source == Source.NONE):
-                            m.next = "CRC_HI"
-            with m.State("PAYLOAD"):
-                with m.Switch(req.source):
-                    with m.Case(Source.INFO):
-                        sending(rom.data)
-                        with m.If(advance):
-                            m.d.sync += pos.eq(pos + 1)
-                            with m.If(pos == len(self.info) - 1):
-                                m.next = "CRC_HI"
-                    with m.Case(Source.COUNT):
-                        sending(Mux(pos == 0, req.count[:8], req.count[8:]))
-                        with m.If(advance):
-                            m.d.sync += pos.eq(pos + 1)
-                            with m.If(pos == 1):
-                                m.next = "CRC_HI"
-                    with m.Case(Source.CORE):
-                        with m.If(pos == 0):       # take the next word, send its low byte
-                            sending(word[:8])
-                            m.d.comb += [self.words.ready.eq(advance),
-                                         load.eq(advance & self.words.valid)]
-                            with m.If(load):
-                                m.d.sync += [rest.eq(word >> 8),
-                                             last.eq(self.words.payload.last)]
-                                if ob > 1:
-                                    m.d.sync += pos.eq(1)
-                                else:
-                                    with m.If(self.words.payload.last):
-                                        m.next = "CRC_HI"
-                        with m.Else():
-                            sending(rest[:8])
-                            with m.If(advance):
-                                m.d.sync += [rest.eq(rest >> 8),
-                                             pos.eq(Mux(pos == ob - 1, 0, pos + 1))]
-                                with m.If((pos == ob - 1) & last):
-                                    m.next = "CRC_HI"
-            with m.State("CRC_HI"):
-                sending(crc[8:], crc_too=False)
-                with m.If(advance):
-                    m.next = "CRC_LO"
-            with m.State("CRC_LO"):
-                sending(crc[:8], crc_too=False)
-                with m.If(advance):
-                    m.next = "END"
-            with m.State("END"):
-                m.d.comb += [load.eq(advance), end.eq(1)]
-                with m.If(advance):
-                    m.next = "IDLE"
+        with m.If(shifting):
+            m.d.sync += [token_valid.eq(1), token.data.eq(shift[:8]), token.crc.eq(crc_marks[0]),
+                         token.end.eq(end_marks[0])]
+
+        req = self.i.payload
+        source_is = {src: req.source == src for src in (Source.CORE, Source.INFO, Source.COUNT)}
+        length = Mux(source_is[Source.CORE], job_lengths[req.mode],
+                     Mux(source_is[Source.INFO], len(self.info),
+                         Mux(source_is[Source.COUNT], 2, 0)))
+        header = Cat(req.status, Const(0, 8 - STATUS_SHAPE.width), req.tag, length, req.count)
+        then = {name: fills.const({name: 1}).as_value() for name in fills.members}
+        with m.If((fill.header & self.i.valid) | fill.info | (fill.words & self.words.valid)
+                  | fill.trailer | shifting):
+            m.d.sync += [
+                shift.eq(_pick((fill.header, header), (fill.info, rom_byte), (fill.words, word),
+                              (sending, shift >> 8))),
+                left.eq(_pick((fill.header, Mux(source_is[Source.COUNT], shifted, REPLY_HEADER)),
+                             (fill.info, 1), (fill.words, ob), (fill.trailer, CRC_BYTES + 1),
+                             (sending, left - 1))),
+                crc_marks.eq(_pick((fill.trailer, 0b011), (sending, crc_marks >> 1))),
+                end_marks.eq(_pick((fill.trailer, 0b100), (sending, end_marks >> 1))),
+                after.eq(_pick(
+                    (fill.header, Mux(source_is[Source.CORE], then["words"],
+                                      Mux(source_is[Source.INFO], then["info"], then["trailer"]))),
+                    (fill.info, Mux(info_last, then["trailer"], then["info"])),
+                    (fill.words, Mux(self.words.payload.last, then["trailer"], then["words"])),
+                    (fill.trailer, then["header"]), (sending, after))),
+                # a refill starts sending; the last symbol's shift-out ends it
+                sending.eq(~sending | (left != 1)),
+                fill.eq(Mux(sending & (left == 1), after, 0)),
+            ]
+        with m.If((fill.header & self.i.valid) | fill.info):
+            m.d.sync += [pos.eq(Mux(fill.info, pos + 1, 0)),
+                         info_last.eq(Mux(fill.info, pos == len(self.info) - 2,
+                                          len(self.info) == 1))]
         return m
 
 

@@ -78,35 +78,37 @@ class UartRx(_BitTimed):
         m = Module()
         line = Signal(init=1)
         m.submodules.sync = cdc.FFSynchronizer(self.rx, line, init=1)
-        timer = Signal(range(self.divisor))
-        bits = Signal(range(9))          # data bits sampled so far
-        shift = Signal(8)
+        # Clocks to wait, minus one: the sign bit says the wait is over (no compare).
+        timer = Signal(range(-1, self.divisor - 1))
+        # Data bits enter at the top behind a marker bit, which reaches bit 0 when all
+        # 8 are in (no bit counter to compare).
+        shift = Signal(9)
+
+        # Where the receiver is, as flags (idle: neither), so that no state is decoded.
+        starting = Signal()              # a start bit seen, to be confirmed at its middle
+        receiving = Signal()             # data bits, then the stop bit
 
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        with m.FSM():
-            with m.State("IDLE"):
-                with m.If(~line):
-                    m.d.sync += timer.eq(self.divisor // 2 - 1)
-                    m.next = "START"
-            with m.State("START"):
-                with m.If(timer != 0):
-                    m.d.sync += timer.eq(timer - 1)
-                with m.Elif(line):         # high again at mid-bit: a glitch
-                    m.next = "IDLE"
-                with m.Else():
-                    m.d.sync += [timer.eq(self.divisor - 1), bits.eq(0)]
-                    m.next = "DATA"
-            with m.State("DATA"):
-                with m.If(timer != 0):
-                    m.d.sync += timer.eq(timer - 1)
-                with m.Elif(bits == 8):    # the stop bit's middle
-                    with m.If(line & (~self.o.valid | self.o.ready)):
-                        m.d.sync += [self.o.payload.eq(shift), self.o.valid.eq(1)]
-                    m.next = "IDLE"
-                with m.Else():
-                    m.d.sync += [shift.eq((shift >> 1) | (line << 7)), bits.eq(bits + 1),
-                                 timer.eq(self.divisor - 1)]
+        with m.If(~starting & ~receiving & ~line):
+            m.d.sync += [timer.eq(self.divisor // 2 - 2), starting.eq(1)]
+        with m.If(starting):
+            with m.If(~timer[-1]):
+                m.d.sync += timer.eq(timer - 1)
+            with m.Elif(line):             # high again at mid-bit: a glitch
+                m.d.sync += starting.eq(0)
+            with m.Else():
+                m.d.sync += [timer.eq(self.divisor - 2), shift.eq(1 << 8), starting.eq(0),
+                             receiving.eq(1)]
+        with m.If(receiving):
+            with m.If(~timer[-1]):
+                m.d.sync += timer.eq(timer - 1)
+            with m.Elif(shift[0]):         # the stop bit's middle
+                with m.If(line & (~self.o.valid | self.o.ready)):
+                    m.d.sync += [self.o.payload.eq(shift[1:]), self.o.valid.eq(1)]
+                m.d.sync += receiving.eq(0)
+            with m.Else():
+                m.d.sync += [shift.eq(Cat(shift[1:], line)), timer.eq(self.divisor - 2)]
         return m
 
 
@@ -118,20 +120,28 @@ class UartTx(_BitTimed):
 
     def elaborate(self, platform):
         m = Module()
-        timer = Signal(range(self.divisor))
-        left = Signal(range(11))         # bits still to put on the line
-        shift = Signal(9)                # data bits then the stop bit, LSB first
+        busy = Signal()                  # a character is on the line
+        shift = Signal(9)                # its bits still to come: data, then the stop bit
+        more = Signal(9)                 # which of them are still to come (no bit counter)
+        # Clocks of the current bit still to come, minus one: the sign bit marks the
+        # bit's last clock (no compare).
+        timer = Signal(range(-1, self.divisor - 1))
+        # Takes a byte when idle or in the stop bit's last clock, so bytes follow at
+        # exactly 10 bits: a register set a clock ahead, so `ready` is no logic.
+        free = Signal(init=1)
+        take = self.i.valid & free
 
-        # Ready in the stop bit's last clock too, so bytes follow at exactly 10 bits.
-        m.d.comb += self.i.ready.eq((left == 0) | ((left == 1) & (timer == 0)))
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [self.tx.eq(0), shift.eq(Cat(self.i.payload, Const(1, 1))),
-                         left.eq(10), timer.eq(self.divisor - 1)]
-        with m.Elif(left != 0):
-            with m.If(timer != 0):
+        m.d.comb += self.i.ready.eq(free)
+        m.d.sync += free.eq(~take & (~busy | ~more[0] & (timer - 1)[-1]))
+        with m.If(take):
+            m.d.sync += [self.tx.eq(0), busy.eq(1), shift.eq(Cat(self.i.payload, Const(1, 1))),
+                         more.eq(0x1FF), timer.eq(self.divisor - 2)]
+        with m.Elif(busy):
+            with m.If(~timer[-1]):
                 m.d.sync += timer.eq(timer - 1)
-            with m.Else():
-                m.d.sync += [left.eq(left - 1), timer.eq(self.divisor - 1)]
-                with m.If(left != 1):
+            with m.Else():                      # a bit's last clock: the next bit, or done
+                m.d.sync += [timer.eq(self.divisor - 2), busy.eq(more[0]),
+                             more.eq(more >> 1)]
+                with m.If(more[0]):
                     m.d.sync += [self.tx.eq(shift[0]), shift.eq(shift >> 1)]
         return m

@@ -13,7 +13,8 @@ import struct
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Signal, Value
+from amaranth.lib.wiring import In
 from amaranth.sim import Simulator
 
 from hw.core import IMAGE_MODES, MODE_CODES, out_layout
@@ -247,47 +248,56 @@ def good_body(rng: random.Random, tag: int) -> bytes:
 
 
 def run_parser(frames, *, timeout=200, slot_free=lambda k: True, rng=None):
-    """Feed ``frames`` = ``[(body, ends)]`` (``ends``: FLAG after it, else fall silent
-    for the timeout); returns per frame ``(record, writes)``."""
+    """Feed ``frames`` = ``[(body, ends)]`` back to back, 0-2 idle clocks before each
+    symbol (``ends``: FLAG after it, else fall silent until the record); returns per
+    frame ``(record, writes)``, the record with ``waited``: clocks from the transfer of
+    the frame's last symbol to its record."""
     dut = FrameParser(width=WIDTH, job_words=JOB_WORDS, depth=8, timeout=timeout)
     rng = rng or random.Random(0)
-    results = []
+    records, writes, last = [], [], []   # (clock, record), (clock, addr, data), clock
 
     async def bench(ctx):
-        writes = {}
+        clock = 0
+
+        async def tick():
+            nonlocal clock
+            _, _, en, a, d, valid, payload = await ctx.tick().sample(
+                dut.wr.en, dut.wr.addr, dut.wr.data, dut.o.valid, dut.o.payload)
+            clock += 1
+            if en:
+                writes.append((clock, a, d))
+            if valid:
+                records.append((clock, payload))
+
         ctx.set(dut.o.ready, 1)
         for k, (body, ends) in enumerate(frames):
             ctx.set(dut.slot_free, slot_free(k))
             ctx.set(dut.wr_base, 4 * (k % 2))
             syms = [{"data": b, "end": 0} for b in body] + ([{"data": 0, "end": 1}] if ends else [])
-            record = None
-            for n, sym in enumerate(syms):
+            for sym in syms:
                 for _ in range(rng.randrange(0, 3)):
-                    _, _, en, a, d, v, p = await ctx.tick().sample(
-                        dut.wr.en, dut.wr.addr, dut.wr.data, dut.o.valid, dut.o.payload)
-                    assert not v
-                    if en:
-                        writes[a] = d
+                    await tick()
                 ctx.set(dut.i.payload, sym)
                 ctx.set(dut.i.valid, 1)
-                _, _, en, a, d = await ctx.tick().sample(dut.wr.en, dut.wr.addr, dut.wr.data)
+                taken = False
+                while not taken:
+                    taken = ctx.get(dut.i.ready)
+                    await tick()
                 ctx.set(dut.i.valid, 0)
-                if en:
-                    writes[a] = d
-            waited = 0
-            while record is None:
-                _, _, en, a, d, valid, payload = await ctx.tick().sample(
-                    dut.wr.en, dut.wr.addr, dut.wr.data, dut.o.valid, dut.o.payload)
-                if en:
-                    writes[a] = d
-                if valid:
-                    record = payload
-                waited += 1
-                assert waited < timeout + 10, "no record"
-            results.append(({"status": Status(record.status), "tag": record.tag,
-                             "cmd": record.cmd, "mode": record.mode, "waited": waited}, writes))
-            writes = {}
+            last.append(clock)
+            while not ends and len(records) <= k:
+                await tick()
+                assert clock - last[-1] < timeout + 10, "no record"
+        for _ in range(5):
+            await tick()
     simulate(dut, bench)
+    assert len(records) == len(frames)
+    results = []
+    for k, (clock, record) in enumerate(records):
+        begun = last[k - 1] if k else 0
+        results.append(({"status": Status(record.status), "tag": record.tag,
+                         "cmd": record.cmd, "mode": record.mode, "waited": clock - last[k]},
+                        {a: d for c, a, d in writes if begun < c <= last[k]}))
     return results
 
 
@@ -301,7 +311,7 @@ def test_parser_agrees_with_check_request():
     for (got, writes), body in zip(run_parser([(b, True) for b in bodies], rng=rng), bodies):
         want = check_request(body, width=WIDTH, job_words=JOB_WORDS)
         assert got["status"] == want.status and got["tag"] == want.tag, (body.hex(), got, want)
-        assert got["waited"] == 1              # the record follows the end at once
+        assert got["waited"] == 2              # the verdict is taken the clock after the end
         if want.status == Status.OK:
             assert (got["cmd"], got["mode"] if want.cmd == Command.JOB else 0) == \
                 (want.cmd, want.mode if want.cmd == Command.JOB else 0)
@@ -310,6 +320,21 @@ def test_parser_agrees_with_check_request():
             base = min(writes) if writes else 0
             assert [writes[base + k] for k in range(len(words))] == words
             assert len(writes) == len(words)
+
+
+def test_parser_counts_words_of_long_frames():
+    """COUNT above a byte (the words are counted in laps of 256): an unknown command
+    whose body holds exactly COUNT words is COMMAND, one word more or less LENGTH."""
+    rng = random.Random(11)
+    bodies = []
+    for count in (255, 256, 257, 512, 700):
+        for words in (count - 1, count, count + 1):
+            bodies.append(_sealed(request_body(0x55, count % 256, 0, count, bytes(
+                rng.randrange(256) for _ in range(2 * words)))))
+    results = run_parser([(b, True) for b in bodies], rng=rng)
+    assert [r["status"] for r, _ in results] == \
+        [check_request(b, width=WIDTH, job_words=JOB_WORDS).status for b in bodies] == \
+        [Status.LENGTH, Status.COMMAND, Status.LENGTH] * 5
 
 
 def test_parser_timeout_and_overflow():
@@ -325,9 +350,9 @@ def test_parser_timeout_and_overflow():
     assert statuses == [(Status.TIMEOUT, 0), (Status.TIMEOUT, 0x31),
                         (check_request(job, width=WIDTH, job_words=JOB_WORDS).status, 0x31),
                         (Status.OVERFLOW, 0x31), (Status.OVERFLOW, 0x31)]
-    # registered on the 50th edge after the last byte (`waited` counts like the
-    # end symbol's 1 in the test above)
-    assert results[0][0]["waited"] == 50 + 1
+    # the frame ends on the 50th edge after the last byte, its record follows like the
+    # end symbol's 2 clocks in the test above
+    assert results[0][0]["waited"] == 50 + 2
     assert results[3][1] == {} and results[4][1] == {}
 
 
@@ -384,7 +409,7 @@ def test_sequencer_orders_replies_and_merges_overflows():
             await ctx.tick().repeat(3)             # the frame's bytes
             ctx.set(dut.record.payload, r if slot_free else {**r, "status": Status.OVERFLOW})
             ctx.set(dut.record.valid, 1)
-            await ctx.tick()
+            await ctx.tick().until(dut.record.ready)
             ctx.set(dut.record.valid, 0)
 
     async def downstream(ctx):
@@ -430,26 +455,53 @@ def test_sequencer_orders_replies_and_merges_overflows():
     assert [f[0] for f in free[5:]] == [1, 1, 1]
 
 
+def assert_registered(dut, outputs, rng, clocks=200):
+    """Between clock edges, nothing ``dut``'s neighbours drive (its inputs, set at
+    random) moves ``outputs``: no combinational path reaches them."""
+    inputs = [Value.cast(value) for _, member, value in dut.signature.flatten(dut)
+              if member.flow == In]
+    outputs = [Value.cast(o) for o in outputs]
+
+    def drive(ctx):
+        for value in inputs:
+            ctx.set(value, rng.randrange(2 ** len(value)))
+
+    async def bench(ctx):
+        for _ in range(clocks):
+            drive(ctx)
+            await ctx.tick()
+            held = [ctx.get(o) for o in outputs]
+            for _ in range(4):
+                drive(ctx)
+                assert [ctx.get(o) for o in outputs] == held
+    simulate(dut, bench)
+
+
 def test_register_slice_passes_everything_in_order_with_registered_handshakes():
     dut = RegisterSlice(out_layout(16))
     rng = random.Random(10)
     words = [{"data": rng.randrange(-32768, 32768), "last": rng.randrange(2)} for _ in range(300)]
     got = run_stream(dut, words, rng=rng, p_gap=0.4, p_stall=0.4)
     assert [{"data": w.data, "last": w.last} for w in got] == words
-    # between clock edges, nothing the neighbours drive moves i.ready or o.valid
     dut = RegisterSlice(out_layout(16))
+    assert_registered(dut, [dut.i.ready, dut.o.valid], rng)
 
-    async def bench(ctx):
-        for _ in range(200):
-            ctx.set(dut.i.valid, rng.randrange(2))
-            ctx.set(dut.o.ready, rng.randrange(2))
-            await ctx.tick()
-            held = (ctx.get(dut.i.ready), ctx.get(dut.o.valid))
-            for i_valid, o_ready in ((0, 0), (1, 1), (0, 1), (1, 0)):
-                ctx.set(dut.i.valid, i_valid)
-                ctx.set(dut.o.ready, o_ready)
-                assert (ctx.get(dut.i.ready), ctx.get(dut.o.valid)) == held
-    simulate(dut, bench)
+
+@pytest.mark.parametrize("make, ports", [
+    (lambda: UartTx(4), lambda d: [d.i.ready]),
+    (lambda: Stuff(), lambda d: [d.i.ready]),
+    (lambda: FrameParser(width=WIDTH, job_words=JOB_WORDS, depth=8, timeout=50),
+     lambda d: [d.i.ready]),
+    (lambda: Sequencer(slots=2, max_words=4, image_modes=[0]),
+     lambda d: [d.record.ready, d.reply.valid, d.reply.payload, d.cmd.valid, d.read.valid]),
+    (lambda: ReplyTx(info=b"\x7e\x01", out_width=16, job_bytes={0: 4}),
+     lambda d: [d.i.ready, d.words.ready, d.done]),
+], ids=["uart_tx", "stuff", "parser", "sequencer", "reply"])
+def test_handshakes_are_registers(make, ports):
+    """No combinational path runs from a block's inputs to these handshakes, so none
+    chains through several blocks (the timing notes in hw.frontend)."""
+    dut = make()
+    assert_registered(dut, ports(dut), random.Random(12))
 
 
 # --------------------------------------------------------------------------
@@ -477,7 +529,7 @@ def test_reply_tx_bodies(seed):
                  reply_body(Status.OK, 6, b"".join(w.to_bytes(2, "little", signed=True)
                                                    for w in words[3])))]
     got = []
-    dones = []
+    ends, dones = [], []                 # clocks of each end-of-frame transfer, of each done
 
     async def requester(ctx):
         for req, _ in requests:
@@ -490,23 +542,26 @@ def test_reply_tx_bodies(seed):
                                               for k, w in enumerate(ws)], rng, p_gap=0.5)
 
     async def sink(ctx):
-        while len(got) < len(requests):
-            body = bytearray()
-            while True:
-                ctx.set(dut.o.ready, rng.random() > 0.3)
-                _, _, valid, ready, payload, done = await ctx.tick().sample(
-                    dut.o.valid, dut.o.ready, dut.o.payload, dut.done)
-                if done:
-                    dones.append(len(got))
-                if valid and ready:
-                    if payload.end:
-                        break
+        body = bytearray()
+        cycle = 0
+        while len(got) < len(requests) or cycle <= ends[-1] + 3:
+            ctx.set(dut.o.ready, rng.random() > 0.3)
+            _, _, valid, ready, payload, done = await ctx.tick().sample(
+                dut.o.valid, dut.o.ready, dut.o.payload, dut.done)
+            if done:
+                dones.append(cycle)
+            if valid and ready:
+                if payload.end:
+                    got.append(bytes(body))
+                    body = bytearray()
+                    ends.append(cycle)
+                else:
                     body.append(payload.data)
-            got.append(bytes(body))
+            cycle += 1
 
     simulate(dut, sink, background=[requester, core])
     assert got == [want for _, want in requests]
-    assert dones == list(range(len(requests)))
+    assert dones == [t + 1 for t in ends]        # once a reply, the clock after its end
     assert all(crc16(b) == 0 for b in got)
 
 
