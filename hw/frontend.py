@@ -6,7 +6,7 @@ Data flow (one small component each, every one with its own simulator test)::
                                FrameParser -> FrameStore      a job's words, in its slot
     Sequencer -> core.cmd, core reset; FrameStore -> core.i   when the job's turn comes
     Sequencer -> ReplyTx                                      a reply request per frame
-    core.o -> RegisterSlice -> ReplyTx -> Stuff -> UartTx -> tx
+    core.o -> ReplyTx -> Stuff -> UartTx -> tx
 
 * :class:`FrameParser` checks each frame as its bytes arrive (CRC-16 one byte
   per clock, header fields, lengths, the inter-byte timeout) and writes a
@@ -26,8 +26,9 @@ Data flow (one small component each, every one with its own simulator test)::
   as they come, the info ROM, or the refused count), CRC, end of frame.
 
 Timing: the frontend must never be what limits the core's clock, so its
-paths are kept to a few LUTs.  Every block's outputs are registers, and
-:class:`RegisterSlice` cuts the handshake that would reach into the core.
+paths are kept to a few LUTs.  Every block's outputs are registers (the
+core's ``o`` too: its output register slice), so no handshake reaches
+from the frontend into the core.
 No path both decides and acts: :class:`Stuff`, :class:`FrameParser`,
 :class:`Sequencer` and :class:`ReplyTx` take what arrives into a register,
 with the decision it needs worked out on the way in, and act on it the next
@@ -60,7 +61,6 @@ from .protocol import (
     MIN_REQUEST, REPLY_HEADER, REQUEST_HEADER, BoardInfo, Command, Status, crc16_taps,
     output_words, word_bytes,
 )
-from .streamutil import RegisterSlice
 from .uart import UartRx, UartTx, uart_divisor
 
 __all__ = ["crc16_next", "symbol_layout", "record_layout", "Unstuff", "Stuff", "FrameParser",
@@ -751,7 +751,6 @@ class FrontendPlan:
             "store": store,
             "sequencer": Sequencer(slots=self.slots, max_words=art.input_dim,
                                    image_modes=[MODE_CODES[m] for m in IMAGE_MODES]),
-            "out_slice": RegisterSlice(out_layout(out_width)),
             "reply": ReplyTx(info=self.info.to_bytes(), out_width=out_width,
                              job_bytes={MODE_CODES[mode]: output_words(art, mode)
                                         * word_bytes(out_width) for mode in MODES}),
@@ -818,8 +817,7 @@ class UartFrontend(wiring.Component):
         wiring.connect(m, p["sequencer"].read, p["store"].start)
         wiring.connect(m, p["store"].o, core.i)
         wiring.connect(m, p["sequencer"].cmd, core.cmd)
-        wiring.connect(m, core.o, p["out_slice"].i)
-        wiring.connect(m, p["out_slice"].o, p["reply"].words)
+        wiring.connect(m, core.o, p["reply"].words)
         wiring.connect(m, p["sequencer"].reply, p["reply"].i)
         wiring.connect(m, p["reply"].o, p["stuff"].i)
         wiring.connect(m, p["stuff"].o, p["uart_tx"].i)

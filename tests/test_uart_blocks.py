@@ -19,13 +19,14 @@ from amaranth.sim import Simulator
 
 from hw.core import IMAGE_MODES, MODE_CODES, out_layout
 from hw.frontend import (
-    FrameParser, FrameStore, RegisterSlice, ReplyTx, Sequencer, Source, Stuff, Unstuff,
+    FrameParser, FrameStore, ReplyTx, Sequencer, Source, Stuff, Unstuff,
     crc16_next, netlist_bits,
 )
 from hw.protocol import (
     CRC_BYTES, ESC, FLAG, Command, Status, check_request, crc16, crc16_update, reply_body,
     request_body, stuff, Unstuffer,
 )
+from hw.streamutil import RegisterSlice
 from hw.uart import MIN_DIVISOR, UartRx, UartTx, uart_divisor
 from sim.pysim import run_stream, stream_get, stream_put
 
