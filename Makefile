@@ -23,7 +23,7 @@ export MPLBACKEND := Agg
 .DEFAULT_GOAL := help
 .SECONDARY:
 .DELETE_ON_ERROR:
-.PHONY: help setup test demo train quantize verilog sim compare figures bench bench-quant bitstream clean
+.PHONY: help setup test test-slow demo train quantize verilog sim compare figures bench bench-quant bitstream clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -39,6 +39,9 @@ $(STAMP): pyproject.toml scripts/setup_system.sh
 
 test: setup ## run the test suite (the command CI runs)
 	$(PY) -m pytest -n 2 -q tests
+
+test-slow: setup ## the slow tests: full board builds through place and route (minutes)
+	$(PY) -m pytest -n 2 -q -m slow tests
 
 # File targets: re-running a target only redoes what is out of date.
 CHECKPOINTS := $(BUILD)/iris/checkpoint.pt $(BUILD)/mnist/checkpoint.pt

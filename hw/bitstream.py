@@ -27,13 +27,14 @@ from pathlib import Path
 from model.artifact import Artifact, artifact_digest
 
 from .boards import Board, BoardTop
+from .cost import BLOCK_RAMS
 from .estimate import estimate
 from .frontend import frontend_plan
 from .plan import core_plan
 from .protocol import DEFAULT_BAUD
 
-__all__ = ["BuildError", "TOOLS", "tool_environment", "yosys_figures", "nextpnr_figures",
-           "synthesize", "build_bitstream"]
+__all__ = ["BuildError", "TOOLS", "MULTIPLIERS", "tool_environment", "yosys_figures",
+           "packed_register_bits", "nextpnr_figures", "synthesize", "build_bitstream"]
 
 #: The tool each family's build runs, as Amaranth's build script names its variable.
 TOOLS = {
@@ -70,14 +71,43 @@ def tool_environment(family: str) -> dict[str, str]:
 # Reading what the tools wrote
 
 
-#: The primitives Yosys maps multipliers and block RAM to, per family.
-PRIMITIVES = {"ice40": {"multiplier": "SB_MAC16", "block_ram": "SB_RAM40_4K"},
-              "ecp5": {"multiplier": "MULT18X18D", "block_ram": "DP16KD"}}
+#: The primitive Yosys maps multipliers to, per family (block RAM: hw.cost.BLOCK_RAMS).
+MULTIPLIERS = {"ice40": "SB_MAC16", "ecp5": "MULT18X18D"}
+#: A multiplier block's register switches and the ports they register, per family: Yosys
+#: packs flip-flops into them (``stat`` then no longer counts them as flip-flops).
+_PACKED_REGISTERS = {
+    "ice40": {"A_REG": "A", "B_REG": "B", "C_REG": "C", "D_REG": "D"},
+    "ecp5": {"REG_INPUTA_CLK": "A", "REG_INPUTB_CLK": "B", "REG_OUTPUT_CLK": "P"},
+}
 
 
-def yosys_figures(log: str, rtlil: str, family: str) -> dict:
-    """Cells of the synthesized netlist (the last ``stat`` in Yosys's ``log``) and the
-    bits of the memories Yosys put into block RAM (their sizes from the ``rtlil`` it read)."""
+def _switched_on(value: str) -> bool:
+    """A Yosys JSON parameter: a bit string (iCE40's ``A_REG``) or a clock name or
+    ``NONE`` (ECP5's ``REG_INPUTA_CLK``)."""
+    return int(value, 2) != 0 if set(value) <= {"0", "1"} else value != "NONE"
+
+
+def packed_register_bits(netlist: dict, family: str) -> int:
+    """Flip-flops inside multiplier blocks: the distinct non-constant bits on each
+    registered port (iCE40's ports are vectors, ECP5's one bit each: ``A0`` .. ``A17``)."""
+    total = 0
+    for module in netlist["modules"].values():
+        for cell in module.get("cells", {}).values():
+            if cell["type"] != MULTIPLIERS[family]:
+                continue
+            for switch, port in _PACKED_REGISTERS[family].items():
+                if _switched_on(cell["parameters"].get(switch, "0")):
+                    bits = {bit for name, conn in cell["connections"].items()
+                            if re.fullmatch(rf"{port}\d*", name) for bit in conn}
+                    total += sum(isinstance(bit, int) for bit in bits)
+    return total
+
+
+def yosys_figures(log: str, rtlil: str, netlist: dict, family: str) -> dict:
+    """Cells of the synthesized netlist (the last ``stat`` in Yosys's ``log``), its
+    flip-flops (those packed into multiplier blocks included: they are the design's
+    registers too), and the bits of the memories Yosys put into block RAM (their
+    sizes from the ``rtlil`` it read)."""
     stat = log[log.rindex("Printing statistics"):]
     cells = {cell: int(count) for count, cell in re.findall(r"^\s+(\d+)\s+(\S+)\s*$", stat, re.M)}
     sizes = {}
@@ -89,10 +119,13 @@ def yosys_figures(log: str, rtlil: str, family: str) -> dict:
         if found:
             sizes[f"{module}.{found[3]}"] = int(found[1]) * int(found[2])
     mapped = re.findall(r"mapping memory (\S+) via \$__", log)
+    packed = packed_register_bits(netlist, family)
     return {
-        "multipliers": cells.get(PRIMITIVES[family]["multiplier"], 0),
-        "flip_flops": sum(n for cell, n in cells.items() if _FLIP_FLOPS[family].fullmatch(cell)),
-        "block_rams": cells.get(PRIMITIVES[family]["block_ram"], 0),
+        "multipliers": cells.get(MULTIPLIERS[family], 0),
+        "flip_flops": packed + sum(n for cell, n in cells.items()
+                                   if _FLIP_FLOPS[family].fullmatch(cell)),
+        "flip_flops_in_multipliers": packed,
+        "block_rams": cells.get(BLOCK_RAMS[family].primitive, 0),
         "block_ram_bits": sum(sizes[memory] for memory in mapped),
         "cells": cells,
     }
@@ -110,11 +143,12 @@ def synthesize(component, family: str, work_dir, *, name: str = "top") -> dict:
     command = {"ice40": "synth_ice40 -dsp", "ecp5": "synth_ecp5"}[family]
     env = tool_environment(family)
     result = subprocess.run([env["YOSYS"], "-q", "-l", f"{name}.rpt", "-p",
-                             f"read_rtlil {name}.il; {command} -top {name}; stat"],
+                             f"read_rtlil {name}.il; {command} -top {name}; stat; write_json {name}.json"],
                             cwd=work_dir, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise BuildError(f"Yosys failed: {_failure(work_dir, name, result.stdout + result.stderr)}")
-    return yosys_figures((work_dir / f"{name}.rpt").read_text(), text, family)
+    return yosys_figures((work_dir / f"{name}.rpt").read_text(), text,
+                         json.loads((work_dir / f"{name}.json").read_text()), family)
 
 
 def nextpnr_figures(build_dir: Path, family: str) -> dict:
@@ -231,7 +265,7 @@ def build_bitstream(board: Board, artifact: Artifact, out_dir, *, lanes=None,
         raise BuildError(f"{board.name} build failed: {_failure(out_dir, 'top', output)}")
 
     yosys = yosys_figures((out_dir / "top.rpt").read_text(), (out_dir / "top.il").read_text(),
-                          board.family)
+                          json.loads((out_dir / "top.json").read_text()), board.family)
     pnr = nextpnr_figures(out_dir, board.family)
     estimated = {"multipliers": est.multipliers, "block_ram_bits": block_bits,
                  "flip_flops": est.register_bits + top.register_bits
@@ -241,7 +275,7 @@ def build_bitstream(board: Board, artifact: Artifact, out_dir, *, lanes=None,
     summary = {
         "board": board.name, "device": board.device, "family": board.family,
         "preset": artifact.preset, "artifact_digest": artifact_digest(artifact),
-        "lanes": est.lanes, "config": {"mult_width": est.mult_width, "rom_rows": est.rom_rows,
+        "lanes": est.lanes, "config": {"mult_width": est.mult_width, "block_ram": est.block_ram,
                                        "serial_sigmoid": est.serial_sigmoid,
                                        "serial_sampler": est.serial_sampler},
         "target_mhz": clock_mhz, "fmax_mhz": pnr["fmax_mhz"],

@@ -33,7 +33,7 @@ from amaranth.hdl import (
 from amaranth.lib import io
 
 from .frontend import FrontendPlan, UartFrontend
-from .cost import BLOCK_RAM_ROWS
+from .cost import BLOCK_RAMS
 from .mult import MULT_WIDTHS
 
 __all__ = ["Board", "BOARDS", "board", "PllConfig", "ice40_pll", "ecp5_pll", "BoardTop"]
@@ -69,7 +69,7 @@ class Board:
         return MULT_WIDTHS[self.family]
 
     def core_options(self) -> dict:
-        return {"mult_width": self.mult_width, "rom_rows": BLOCK_RAM_ROWS[self.family],
+        return {"mult_width": self.mult_width, "block_ram": BLOCK_RAMS[self.family],
                 **self.options}
 
     def pll(self, in_hz: float, out_hz: float) -> PllConfig:

@@ -12,12 +12,31 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Shape, Signal
 
-__all__ = ["MemoryUse", "Cost", "counter", "counter_bits", "memory_attrs", "BLOCK_RAM_ROWS"]
+__all__ = ["MemoryUse", "Cost", "counter", "counter_bits", "memory_attrs", "BlockRam",
+           "BLOCK_RAMS"]
 
-#: Entries of one block RAM at its widest port, per FPGA family (ECP5 DP16KD 512 x 36,
-#: iCE40 SB_RAM40_4K 256 x 16): a deeper weight ROM is split into banks this deep, so
-#: no multiplexer sits between a block RAM's output and its register (:mod:`hw.dense`).
-BLOCK_RAM_ROWS: dict[str, int] = {"ecp5": 512, "ice40": 256}
+
+@dataclass(frozen=True)
+class BlockRam:
+    """A family's block RAM primitive and the ``(width, depth)`` shapes it can take."""
+
+    primitive: str
+    shapes: tuple[tuple[int, int], ...]     # widest first
+
+    def column_width(self, depth: int) -> int:
+        """The widest shape at least ``depth`` deep (else the deepest shape's width): a
+        memory cut into columns this wide takes one block RAM per column, with no
+        multiplexer after it (a cascade in depth would put one between the block RAM's
+        output and the register it feeds)."""
+        return next((w for w, d in self.shapes if d >= depth), self.shapes[-1][0])
+
+
+#: Block RAM per FPGA family (Lattice's DP16KD and SB_RAM40_4K data sheets).
+BLOCK_RAMS: dict[str, BlockRam] = {
+    "ecp5": BlockRam("DP16KD", ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192),
+                                (1, 16384))),
+    "ice40": BlockRam("SB_RAM40_4K", ((16, 256), (8, 512), (4, 1024), (2, 2048))),
+}
 
 
 def _counter_shape(n: int) -> Shape:

@@ -41,14 +41,11 @@ ROM / buffer read data (block-RAM friendly) -> ``S2`` operand registers
 (block RAM's clock-to-out, 5.6 ns on the ECP5 without its output register,
 would otherwise sit in front of the multiplier) -> ``S3`` registered limb
 products (:mod:`hw.mult`: one multiplier block each, usually one per lane)
--> ``S4`` accumulator.  A weight ROM deeper than one block RAM
-(``plan.rom_rows``) is split into banks that all read the same row, and
-``S1b`` registers every bank's word beside its block RAM before the bank
-multiplexer: block-RAM clock-to-out, routing and a multiplexer in one clock
-is the first ECP5 build's critical path (63.7 MHz).  One global
+-> ``S4`` accumulator.  One global
 advance signal ``adv`` freezes every stage (ROM read ports use it as
-enable), so stalls never lose or duplicate a word.  ``adv`` is a function
-of registers only, and ``o.valid``/``o.payload`` are registers: chained
+enable), so stalls never lose or duplicate a word.  ``adv`` and the bank's
+``capture`` reach every lane, so they are registers themselves (loaded
+with their next-clock values), and ``o.valid``/``o.payload`` are registers: chained
 layers have no combinational path between them (ready does not ripple
 through the core), at the cost of one bubble cycle per pass when the bank is
 the bottleneck.
@@ -56,20 +53,25 @@ the bottleneck.
 Timing (exact, no stalls on ``o``; :mod:`hw.estimate` uses it)
 -------------------------------------------------------------
 An element issued at cycle ``t`` is in the accumulator at ``t + D``
-(``D = plan.pipeline_depth``: 4, or 5 with banks); the last element of a pass issued at ``t`` is
+(``D = PIPELINE_DEPTH = 4``); the last element of a pass issued at ``t`` is
 captured into the bank at ``t + D`` (if the bank is free) and its words are
 on ``o`` at ``t+D+1 .. t+D+cnt``; the bank is free again at ``t + D+1 + cnt``.  A capture that finds the bank busy
 freezes the pipeline until then.
 
 Weights
 -------
-One :class:`amaranth.lib.memory.Memory` ROM per layer (or per bank), depth ``P * n_in``,
+One :class:`amaranth.lib.memory.Memory` ROM per layer, depth ``P * n_in``,
 ``lanes * w_width`` bits wide (:attr:`Dense.w_rom_words`): entry
 ``p*n_in + i`` holds ``W[p*lanes + k, i]`` in bits ``[k*w, (k+1)*w)`` for
 every lane ``k`` (zero for the padding rows of the last pass).  All lanes
 read the same address every clock, so one wide ROM with one read port
 does what ``lanes`` narrow ones would (the same bits; one address decoder;
-one read-data register to update per clock instead of ``lanes``).  The
+one read-data register to update per clock instead of ``lanes``).  For an
+FPGA (``plan.block_ram``) the word is cut into columns, each a memory as
+narrow as one block RAM of the ROM's depth takes (an ECP5 DP16KD holds
+3,136 entries at 4 bits): left whole, Yosys cascades block RAMs in depth
+and puts a multiplexer between their outputs and the operand register,
+which was the first ECP5 MNIST build's critical path (63.7 MHz).  The
 bias lives in a ``P``-entry ROM per lane read asynchronously (a handful of
 LUTs).
 
@@ -93,7 +95,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Array, Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -102,7 +104,7 @@ from model.artifact import DenseSpec
 from model.fixed import Span, requantize_halved, rounding_half
 
 from .arith import DEFAULT_MULT_WIDTH, Ranged, partial_products, span_shape, sum_products
-from .cost import Cost, MemoryUse, counter, counter_bits, memory_attrs
+from .cost import BlockRam, Cost, MemoryUse, counter, counter_bits, memory_attrs
 from .mult import ProductPlan, product_plan
 
 __all__ = ["Dense", "DensePlan", "dense_plan", "dense_rom_images", "weight_rom_words",
@@ -129,7 +131,7 @@ class DensePlan:
     spec: DenseSpec
     lanes: int
     mult_width: int
-    rom_rows: int | None = None
+    block_ram: BlockRam | None = None
 
     @property
     def passes(self) -> int:
@@ -146,15 +148,12 @@ class DensePlan:
         return self.passes * self.spec.n_in
 
     @property
-    def rom_banks(self) -> int:
-        """Weight ROMs of at most ``rom_rows`` entries each (one: no limit, or it fits)."""
-        return 1 if self.rom_rows is None else -(-self.depth // self.rom_rows)
-
-    @property
-    def pipeline_depth(self) -> int:
-        """Cycles from issuing an element to it being in the accumulator: S0 -> S4, and
-        S1b when the weight ROM is banked."""
-        return PIPELINE_DEPTH + (self.rom_banks > 1)
+    def rom_columns(self) -> list[tuple[int, int]]:
+        """``(lo, width)`` bit slices of the weight ROM word, one memory each: as wide as
+        one ``block_ram`` of the ROM's depth (the whole word without one)."""
+        total = self.lanes * self.spec.w_fmt.width
+        step = total if self.block_ram is None else self.block_ram.column_width(self.depth)
+        return [(lo, min(step, total - lo)) for lo in range(0, total, step)]
 
     @property
     def product(self) -> ProductPlan:
@@ -179,15 +178,13 @@ class DensePlan:
     @property
     def latency(self) -> int:
         """Cycles from the last pass's last issue to its first word on ``o``."""
-        return self.pipeline_depth + 1
+        return PIPELINE_DEPTH + 1
 
     def cost(self) -> Cost:
         spec, lanes, passes = self.spec, self.lanes, self.passes
         wx, ww, acc = spec.in_fmt.width, spec.w_fmt.width, self.acc_span.width
-        banks = self.rom_banks
-        rows = self.depth if banks == 1 else self.rom_rows
-        memories = [MemoryUse(f"{spec.name}_w{b}", min(rows, self.depth - b * rows), lanes * ww,
-                              sync_read=True, writable=False) for b in range(banks)]
+        memories = [MemoryUse(f"{spec.name}_w{c}", self.depth, width, sync_read=True,
+                              writable=False) for c, (_, width) in enumerate(self.rom_columns)]
         if passes > 1:
             memories.append(MemoryUse(f"{spec.name}_buf", spec.n_in, wx, sync_read=True,
                                       writable=True))
@@ -197,9 +194,8 @@ class DensePlan:
         pass_bits = counter_bits(passes)
         registers = (
             counter_bits(spec.n_in) + pass_bits + counter_bits(self.depth)   # S0 counters
+            + 4                                       # adv, capture, bank_busy, in_pass0
             + 3 + 1 + pass_bits + wx                                        # S1: v first last frombuf
-            + (2 * counter_bits(banks) + 3 + pass_bits + wx + banks * lanes * ww
-               if banks > 1 else 0)                                         # S1b: bank data
             + 3 + pass_bits + wx + lanes * ww                               # S2: operands
             + 3 + pass_bits + lanes * pp_bits                               # S3: products
             + (lanes * self.bias_span.width if passes > 1 else 0)           #     and biases
@@ -210,13 +206,12 @@ class DensePlan:
 
 
 def dense_plan(spec: DenseSpec, lanes, mult_width: int = DEFAULT_MULT_WIDTH,
-               rom_rows: int | None = None) -> DensePlan:
+               block_ram: BlockRam | None = None) -> DensePlan:
     """``lanes`` > ``n_out`` is clamped to ``n_out`` (the extra lanes could only idle);
-    ``rom_rows`` (a power of two, or None) bounds the entries of one weight ROM."""
-    if rom_rows is not None and (isinstance(rom_rows, bool) or not isinstance(rom_rows, int)
-                                 or rom_rows < 1 or rom_rows & (rom_rows - 1)):
-        raise ValueError(f"rom_rows must be a power of two or None, not {rom_rows!r}")
-    return DensePlan(spec, min(_check_lanes(lanes), spec.n_out), mult_width, rom_rows)
+    ``block_ram`` (:data:`hw.cost.BLOCK_RAMS`) cuts the weight ROM into columns."""
+    if block_ram is not None and not isinstance(block_ram, BlockRam):
+        raise TypeError(f"block_ram must be a hw.cost.BlockRam or None, not {block_ram!r}")
+    return DensePlan(spec, min(_check_lanes(lanes), spec.n_out), mult_width, block_ram)
 
 
 def dense_rom_images(spec: DenseSpec, weight, bias, lanes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -327,12 +322,14 @@ class Dense(wiring.Component):
             return [*flags, pidx]
 
         # ---- S0: issue -------------------------------------------------
-        adv = Signal()
+        # adv, capture, bank_busy and in_pass0 are registers, loaded with what they
+        # will be from the next-state values: adv and capture fan out to every lane,
+        # so no logic may sit in front of them
+        adv = Signal(init=1)
         in_idx = counter(n_in)
         pass_idx = counter(passes)
         waddr = counter(plan.depth)
-        in_pass0 = Signal()
-        m.d.comb += in_pass0.eq(pass_idx == 0)
+        in_pass0 = Signal(init=1)
         issue = Signal()
         m.d.comb += [
             self.i.ready.eq(adv & in_pass0),
@@ -343,7 +340,8 @@ class Dense(wiring.Component):
         with m.If(issue):
             m.d.sync += in_idx.eq(Mux(last_in, 0, in_idx + 1))
             with m.If(last_in):
-                m.d.sync += pass_idx.eq(Mux(last_pass, 0, pass_idx + 1))
+                m.d.sync += [pass_idx.eq(Mux(last_pass, 0, pass_idx + 1)),
+                             in_pass0.eq(last_pass)]
             m.d.sync += waddr.eq(Mux(last_in & last_pass, 0, waddr + 1))
 
         # input buffer (only needed when a vector is read more than once)
@@ -358,22 +356,20 @@ class Dense(wiring.Component):
                 buf_r.addr.eq(in_idx), buf_r.en.eq(adv),
             ]
 
-        # weight ROM (all lanes in one word), read synchronously at the issue address;
-        # banked, every bank reads its entry and S1b registers them all beside the block
-        # RAMs (their clock-to-out and the bank mux would not fit in one clock)
+        # weight ROM (all lanes in one word), read synchronously at the issue address,
+        # in columns one block RAM deep (plan.rom_columns)
         ww = spec.w_fmt.width
         words = self.w_rom_words
-        banks = plan.rom_banks
-        rows = plan.depth if banks == 1 else plan.rom_rows
         rom_data = []
-        for b in range(banks):
-            rom = Memory(shape=unsigned(ww * lanes), depth=min(rows, plan.depth - b * rows),
-                         init=words[b * rows:(b + 1) * rows], attrs=memory_attrs(sync_read=True))
-            m.submodules[f"w_rom{b}" if banks > 1 else "w_rom"] = rom
+        for c, (lo, width) in enumerate(plan.rom_columns):
+            rom = Memory(shape=unsigned(width), depth=plan.depth,
+                         init=[(word >> lo) & ((1 << width) - 1) for word in words],
+                         attrs=memory_attrs(sync_read=True))
+            m.submodules[f"w_rom{c}" if len(plan.rom_columns) > 1 else "w_rom"] = rom
             port = rom.read_port(domain="sync")
-            m.d.comb += [port.addr.eq(waddr[:Shape.cast(range(rows)).width] if banks > 1
-                                      else waddr), port.en.eq(adv)]
+            m.d.comb += [port.addr.eq(waddr), port.en.eq(adv)]
             rom_data.append(port.data)
+        w1 = Cat(*rom_data)
 
         # ---- S1: read data ---------------------------------------------
         s1 = stage_flags(1, [issue, in_idx == 0, last_in, pass_idx])
@@ -383,22 +379,6 @@ class Dense(wiring.Component):
         x_reg = Signal(x_shape, reset_less=True)
         m.d.sync += x_reg.eq(Mux(adv, self.i.payload, x_reg))
         x1 = Mux(frombuf1, buf_r.data, x_reg) if passes > 1 else x_reg
-        if banks > 1:
-            bank1 = counter(banks, name="bank1")
-            with m.If(adv):
-                m.d.sync += bank1.eq(waddr >> (rows.bit_length() - 1))
-            # ---- S1b: every bank's word and the input word, registered ------
-            s1 = stage_flags("1b", s1)
-            bank1b = counter(banks, name="bank1b")
-            x1b = Signal(x_shape, name="x1b", reset_less=True)
-            data1b = [Signal(unsigned(ww * lanes), name=f"w1b_{b}", reset_less=True)
-                      for b in range(banks)]
-            m.d.sync += [bank1b.eq(Mux(adv, bank1, bank1b)), x1b.eq(Mux(adv, x1, x1b))]
-            m.d.sync += [r.eq(Mux(adv, d, r)) for r, d in zip(data1b, rom_data)]
-            x1 = x1b
-            w1 = Array(data1b)[bank1b]
-        else:
-            w1 = rom_data[0]
 
         # ---- S2: operand registers ----------------------------------------
         s2 = stage_flags(2, s1)
@@ -445,8 +425,10 @@ class Dense(wiring.Component):
         pass4 = counter(passes)
         acc_en = Signal()
         m.d.comb += acc_en.eq(adv & v3)
+        done4_next = Mux(adv, v3 & last3, done4)
+        m.d.sync += done4.eq(done4_next)
         with m.If(adv):
-            m.d.sync += [done4.eq(v3 & last3), pass4.eq(s3[3])]
+            m.d.sync += pass4.eq(s3[3])
         # (every sum lies in acc_span: truncating to its width is exact)
         m.d.sync += [accs[k].eq(Mux(acc_en, Ranged(Mux(first3, biases[k], accs[k])
                                                    + lane_products[k].value, acc_span).value,
@@ -458,15 +440,12 @@ class Dense(wiring.Component):
         # hold raw accumulator values.  Capture loads requantize(acc0) into
         # bank[0] and acc1.. into bank[1:]; each transfer loads
         # requantize(bank[1]) into bank[0] and shifts the rest down.
-        capture = Signal()
+        capture = Signal()     # done4 & ~bank_busy
         bank = [Signal(signed(spec.out_fmt.width), name="bank0")]
         bank += [Signal(acc_shape, name=f"bank{k}", reset_less=True) for k in range(1, lanes)]
         remaining = counter(lanes + 1)
-        bank_busy = Signal()
+        bank_busy = Signal()   # remaining != 0
         m.d.comb += [
-            bank_busy.eq(remaining != 0),
-            capture.eq(done4 & ~bank_busy),
-            adv.eq(~(done4 & bank_busy)),
             self.o.valid.eq(bank_busy),
             self.o.payload.eq(bank[0]),
         ]
@@ -487,4 +466,7 @@ class Dense(wiring.Component):
             if lanes > 1:
                 m.d.sync += bank[0].eq(y.value)
             m.d.sync += remaining.eq(remaining - 1)
+        busy_next = capture | Mux(xfer, remaining != 1, bank_busy)
+        m.d.sync += [bank_busy.eq(busy_next), capture.eq(done4_next & ~busy_next),
+                     adv.eq(~(done4_next & busy_next))]
         return m

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 from model.fixed import MODES
 
-from .dense import DensePlan
+from .dense import PIPELINE_DEPTH, DensePlan
 from .plan import CorePlan
 from .streamutil import RegisterSlice
 
@@ -50,7 +50,7 @@ def dense_timing(plan: DensePlan, in_times, consumer: Consumer | None = None) ->
     ``in_times[i]``: the clock input word ``i`` is offered (and, in pass 0,
     taken).  ``consumer`` says when ``o``'s words are taken (default: at
     once).  Pass ``p`` becomes ready to capture at ``r_p`` (``r_0 = last
-    input + plan.pipeline_depth``, ``r_p = c_{p-1} + n_in``: a capture that waits
+    input + PIPELINE_DEPTH``, ``r_p = c_{p-1} + n_in``: a capture that waits
     for the bank freezes the whole pipeline), is captured at ``c_p = max(r_p,
     bank free)``, its first word is offered at ``c_p + 1`` and each next word
     one clock after the previous transfer; the bank is free again one clock
@@ -69,7 +69,7 @@ def dense_timing(plan: DensePlan, in_times, consumer: Consumer | None = None) ->
     free = -1
     capture = None
     for p in range(passes):
-        ready = times[-1] + plan.pipeline_depth if p == 0 else capture + n_in
+        ready = times[-1] + PIPELINE_DEPTH if p == 0 else capture + n_in
         capture = max(ready, free)
         count = lanes if p < passes - 1 else plan.last_count
         offered = capture + 1
@@ -102,7 +102,7 @@ class LayerEstimate:
 class CoreEstimate:
     lanes: list[int]
     mult_width: int
-    rom_rows: int | None   # weight ROM bank depth (None: one ROM per layer)
+    block_ram: str | None  # the block RAM the weight ROMs are cut for (None: whole words)
     serial_sigmoid: bool
     serial_sampler: bool
     layers: list[LayerEstimate]
@@ -196,7 +196,7 @@ def estimate(plan: CorePlan) -> CoreEstimate:
                         f", more than the {shortest}-clock job: back-to-back sampling jobs "
                         "run slower than `cycles`"))
     return CoreEstimate(
-        lanes=plan.lanes, mult_width=plan.mult_width, rom_rows=plan.dense[0].rom_rows,
+        lanes=plan.lanes, mult_width=plan.mult_width, block_ram=plan.block_ram,
         serial_sigmoid=plan.sigmoid.serial,
         serial_sampler=plan.sampler.buffer > 0, layers=layers, cycles=cycles,
         macs_per_image=macs, ideal_cycles=ideal, multipliers=cost.multiplier_blocks,

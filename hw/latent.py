@@ -8,7 +8,7 @@ vector, so the decoder's first layer overlaps with it).
 
 Datapath for one logvar word::
 
-    logvar_d --> RegisterSlice --> SigmaRom (1 clk) --+
+    logvar_d --> RegisterSlice --> SigmaRom (2 clk) --+
                                                       +--> join --> Reparam (3 clk) --> RegisterSlice --> z_d
     mu[d_out] (register mux) -------+
     eps: GaussianSampler.o  if sample else 0
@@ -38,7 +38,7 @@ from amaranth.lib.wiring import In, Out
 
 from model.fixed import Span
 
-from .arith import Ranged, reparam_product, reparam_stages, sigma_rom_stage, staged
+from .arith import Ranged, reparam_product, reparam_stages, sigma_rom_stages
 from .cost import counter
 from .plan import CorePlan
 from .sampler import GaussianSampler
@@ -84,8 +84,7 @@ class LatentUnit(wiring.Component):
         mus = [Signal(signed(art.mu_fmt.width), name=f"mu{d}") for d in range(L)]
         n_in = counter(2 * L)  # word index on i
         d_out = counter(L)     # dimension of the next log-variance
-        in_mu = Signal()
-        m.d.comb += in_mu.eq(n_in < L)
+        in_mu = Signal(init=1)  # n_in < L, kept as a register: it gates the join below
 
         # the head's ready and the decoder's ready stop at registers: this unit's
         # pipeline never reaches into its neighbours' logic
@@ -113,18 +112,18 @@ class LatentUnit(wiring.Component):
             with m.Default():  # d_out never exceeds L-1; a default keeps the case complete
                 m.d.comb += mu_sel.eq(mus[L - 1])
         m.d.comb += entry.eq(take)
-        sigma = sigma_rom_stage(m, pipe, Ranged(head.payload, Span.of_fmt(art.mu_fmt)),
-                                art.sigma_rom)
-        mu = staged(pipe, Ranged(mu_sel, Span.of_fmt(art.mu_fmt)), "mu")
-        eps = staged(pipe, Ranged(Mux(self.sample, smp.o.payload, 0),
-                                  Span.of_fmt(art.sampler.eps_fmt)), "eps")
+        sigma, mu, eps = sigma_rom_stages(
+            m, pipe, Ranged(head.payload, Span.of_fmt(art.mu_fmt)), art.sigma_rom,
+            (Ranged(mu_sel, Span.of_fmt(art.mu_fmt)), "mu"),
+            (Ranged(Mux(self.sample, smp.o.payload, 0), Span.of_fmt(art.sampler.eps_fmt)), "eps"))
         z = reparam_stages(pipe, mu, sigma, eps, art.reparam,
                            reparam_product(art.reparam, self.plan.mult_width))
         pipe.finish(out_slice.i)
         m.d.comb += out_slice.i.payload.eq(z.value)
 
         with m.If(head.valid & head.ready):
-            m.d.sync += n_in.eq(Mux(n_in == 2 * L - 1, 0, n_in + 1))
+            m.d.sync += [n_in.eq(Mux(n_in == 2 * L - 1, 0, n_in + 1)),
+                         in_mu.eq((n_in == 2 * L - 1) | (n_in + 1 < L))]
             with m.If(in_mu):
                 for d in range(L):
                     with m.If(n_in == d):

@@ -7,9 +7,9 @@ Knobs (FINN calls this the folding configuration):
 ``mult_width``
     Signed operand width of the FPGA's multiplier blocks (18: ECP5, 16:
     iCE40); products wider than that are split into limbs (:mod:`hw.mult`).
-``rom_rows``
-    Entries of one weight ROM at most (a block RAM's depth, :data:`hw.cost.BLOCK_RAM_ROWS`):
-    a deeper one is banked, one pipeline stage more (:class:`hw.dense.Dense`).
+``block_ram``
+    The FPGA's block RAM (:data:`hw.cost.BLOCK_RAMS`): weight ROMs are cut into
+    columns one of them deep (:class:`hw.dense.Dense`); None keeps whole words.
 ``serial_sigmoid`` / ``serial_sampler``
     Run the sigmoid's / the Gaussian correction's Horner steps on one
     multiplier block instead of a pipeline of them (:class:`hw.arith.OddPolyUnit`).
@@ -30,7 +30,7 @@ import numpy as np
 from model.artifact import Artifact
 
 from .arith import DEFAULT_MULT_WIDTH, PolyPlan, Reparam, SigmaRom, sigmoid_plan
-from .cost import Cost, counter_bits
+from .cost import BlockRam, Cost, counter_bits
 from .dense import DensePlan, dense_plan
 from .sampler import SamplerPlan, sampler_plan
 from .streamutil import RegisterSlice
@@ -90,6 +90,12 @@ class CorePlan:
         return [plan.lanes for plan in self.dense]
 
     @property
+    def block_ram(self) -> str | None:
+        """The primitive the weight ROMs are cut for."""
+        ram = self.dense[0].block_ram
+        return ram.primitive if ram else None
+
+    @property
     def encoder(self) -> tuple[DensePlan, ...]:
         return self.dense[:len(self.artifact.encoder)]
 
@@ -111,9 +117,10 @@ class CorePlan:
         """The latent unit: sigma ROM, reparameterization, sampler, mu registers, counters."""
         art = self.artifact
         L = art.latent_dim
-        # mu registers, word counters, the mu and eps beside the sigma ROM's stage
-        own = (L * art.mu_fmt.width + counter_bits(2 * L) + counter_bits(L)
-               + art.mu_fmt.width + art.sampler.eps_fmt.width)
+        # mu registers, word counters and the in-mu flag, the mu and eps beside the sigma
+        # ROM's stages
+        own = (L * art.mu_fmt.width + counter_bits(2 * L) + counter_bits(L) + 1
+               + SigmaRom.latency * (art.mu_fmt.width + art.sampler.eps_fmt.width))
         return (SigmaRom.cost(art.sigma_rom) + Reparam.cost(art.reparam, self.mult_width)
                 + self.sampler.cost()).plus_registers(
                     own + RegisterSlice.register_bits(art.mu_fmt.width)
@@ -136,14 +143,14 @@ class CorePlan:
 
 
 def core_plan(artifact: Artifact, lanes, *, mult_width: int = DEFAULT_MULT_WIDTH,
-              rom_rows: int | None = None, serial_sigmoid: bool = False,
+              block_ram: BlockRam | None = None, serial_sigmoid: bool = False,
               serial_sampler: bool = False) -> CorePlan:
     if not isinstance(artifact, Artifact):
         raise TypeError(f"artifact must be a model.artifact.Artifact, not {artifact!r}")
     if isinstance(mult_width, bool) or not isinstance(mult_width, int) or mult_width < 2:
         raise ValueError(f"mult_width must be an int >= 2, not {mult_width!r}")
     lanes = normalize_lanes(artifact, lanes)
-    dense = tuple(dense_plan(spec, ln, mult_width, rom_rows)
+    dense = tuple(dense_plan(spec, ln, mult_width, block_ram)
                   for spec, ln in zip(artifact.layers, lanes))
     return CorePlan(
         artifact=artifact, dense=dense,

@@ -23,7 +23,7 @@ from .arith import (
     DEFAULT_MULT_WIDTH, OddPolyUnit, PolyPlan, Ranged, fmt_shape, poly_plan, staged,
 )
 from .cost import Cost, counter, counter_bits
-from .streamutil import Pipeline
+from .streamutil import Pipeline, RegisterSlice
 
 __all__ = ["lfsr_next", "tree_spans", "SamplerPlan", "sampler_plan", "DrawBuffer",
            "GaussianSampler"]
@@ -93,7 +93,8 @@ class SamplerPlan:
     def latency(self) -> int:
         """Clocks from reset to the first valid draw on ``o``."""
         if self.correction is not None:
-            return self.tree_latency + self.correction.latency + int(self.buffer > 0)
+            return (self.tree_latency + self.correction.latency
+                    + (1 + RegisterSlice.latency if self.buffer else 0))
         return self.tree_latency + (0 if self.none_is_identity else 1)
 
     @property
@@ -109,7 +110,11 @@ class SamplerPlan:
             cost = cost + self.correction.cost()
         elif not self.none_is_identity:
             cost = cost.plus_registers(self.spec.eps_fmt.width + 1)
-        return cost + DrawBuffer.cost(self.buffer, self.spec.eps_fmt.width)
+        if self.buffer:
+            width = self.spec.eps_fmt.width
+            cost = (cost + DrawBuffer.cost(self.buffer, width)).plus_registers(
+                RegisterSlice.register_bits(width))
+        return cost
 
 
 def sampler_plan(spec: SamplerSpec, *, serial: bool = False, buffer: int = 1,
@@ -241,9 +246,13 @@ class GaussianSampler(wiring.Component):
             m.d.comb += unit.i.payload.eq(s.value)
             source = unit.o
             if plan.buffer:
+                # the buffer's head leaves through a register slice: the consumer's ready
+                # stops there instead of running into the buffer's pointers
                 m.submodules.buffer = buffer = DrawBuffer(plan.buffer, fmt_shape(spec.eps_fmt))
+                m.submodules.out_slice = out_slice = RegisterSlice(fmt_shape(spec.eps_fmt))
                 wiring.connect(m, unit.o, buffer.i)
-                source = buffer.o
+                wiring.connect(m, buffer.o, out_slice.i)
+                source = out_slice.o
             wiring.connect(m, wiring.flipped(self.o), source)
             return m
 

@@ -69,11 +69,13 @@ class Pipeline:
         """A register of the current stage, loaded with ``value`` on advance.
 
         ``shape`` is chosen by the caller; it must hold every value ``value``
-        can take (the arithmetic blocks size it from a proven range).
+        can take (the arithmetic blocks size it from a proven range).  It has no
+        reset (the stage's valid bit has): a reset that also reached every data
+        register would sit in front of their enables as one more LUT level.
         """
         if self.latency == 0:
             raise RuntimeError("open a stage with Pipeline.stage() before adding registers")
-        reg = Signal(shape, name=f"{name}_s{self.latency}")
+        reg = Signal(shape, name=f"{name}_s{self.latency}", reset_less=True)
         with self._m.If(self.advance):
             self._m.d.sync += reg.eq(value)
         return reg
@@ -112,14 +114,16 @@ class RegisterSlice(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        spare = Signal.like(self.i.payload)      # taken while the output was stalled
+        # the words have no reset (their valid bits have; see Pipeline.reg)
+        out = Signal.like(self.i.payload, name="out", reset_less=True)
+        spare = Signal.like(self.i.payload, name="spare", reset_less=True)
         spare_valid = Signal()
-        m.d.comb += self.i.ready.eq(~spare_valid)
+        m.d.comb += [self.i.ready.eq(~spare_valid), self.o.payload.eq(out)]
         with m.If(~self.o.valid | self.o.ready):
             with m.If(spare_valid):
-                m.d.sync += [self.o.payload.eq(spare), self.o.valid.eq(1), spare_valid.eq(0)]
+                m.d.sync += [out.eq(spare), self.o.valid.eq(1), spare_valid.eq(0)]
             with m.Else():
-                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
+                m.d.sync += [out.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
         with m.Elif(self.i.valid & self.i.ready):
             m.d.sync += [spare.eq(self.i.payload), spare_valid.eq(1)]
         return m

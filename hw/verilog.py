@@ -120,7 +120,7 @@ def describe_core(core: VAECore, name: str) -> dict:
         "module": name,
         "preset": art.preset,
         "lanes": {layer.name: layer.lanes for layer in est.layers},  # as built (<= n_out)
-        "config": {"mult_width": est.mult_width, "rom_rows": est.rom_rows,
+        "config": {"mult_width": est.mult_width, "block_ram": est.block_ram,
                    "serial_sigmoid": est.serial_sigmoid, "serial_sampler": est.serial_sampler},
         "ports": port_map(core),
         "modes": dict(MODE_CODES),

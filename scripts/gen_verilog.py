@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from hw.cost import BLOCK_RAM_ROWS
+from hw.cost import BLOCK_RAMS
 from hw.mult import MULT_WIDTHS
 from hw.plan import parse_lanes
 from hw.presets import DEFAULT_LANES, default_lanes, preset_lanes_help
@@ -34,8 +34,8 @@ def main(argv=None, prog: str | None = None) -> int:
                              f"the preset's, {preset_lanes_help()})")
     parser.add_argument("--target", choices=sorted(MULT_WIDTHS), default="ecp5",
                         help="FPGA family whose multiplier blocks set the product split "
-                             "(ecp5: 18x18, ice40: 16x16) and whose block RAM depth the "
-                             "weight ROM banks (ecp5: 512, ice40: 256); default ecp5")
+                             "(ecp5: 18x18, ice40: 16x16) and whose block RAMs the weight ROMs "
+                             "are cut for (ecp5: DP16KD, ice40: SB_RAM40_4K); default ecp5")
     parser.add_argument("--serial-sigmoid", action="store_true",
                         help="run the sigmoid's Horner steps on one multiplier (fewer DSPs)")
     parser.add_argument("--serial-sampler", action="store_true",
@@ -65,7 +65,7 @@ def main(argv=None, prog: str | None = None) -> int:
         lanes = default_lanes(artifact.preset) if args.lanes is None else args.lanes
         paths = write_core(artifact, lanes, args.out, name=args.name, hex_files=args.hex,
                            emit_src=args.emit_src, mult_width=MULT_WIDTHS[args.target],
-                           rom_rows=BLOCK_RAM_ROWS[args.target],
+                           block_ram=BLOCK_RAMS[args.target],
                            serial_sigmoid=args.serial_sigmoid, serial_sampler=args.serial_sampler)
     except (ValueError, TypeError) as exc:
         parser.error(str(exc))

@@ -11,6 +11,7 @@ from amaranth.back import rtlil
 
 from hw.arith import Reparam, SigmaRom, TaylorSigmoid
 from hw.core import VAECore
+from hw.cost import BLOCK_RAMS, BlockRam
 from hw.dense import Dense, dense_plan
 from hw.plan import core_plan
 from model.random_artifact import random_artifact
@@ -67,13 +68,13 @@ def test_draw_buffer():
     assert elaborated(DrawBuffer(5, 16))["registers"] == DrawBuffer.cost(5, 16).registers
 
 
-@pytest.mark.parametrize("n_in,n_out,lanes,mult_width,rom_rows", [
+@pytest.mark.parametrize("n_in,n_out,lanes,mult_width,block_ram", [
     (5, 7, 3, 18, None), (4, 16, 1, 16, None), (16, 4, 4, 18, None), (3, 2, 5, 6, None),
-    (5, 7, 3, 18, 4), (4, 16, 1, 16, 16)])
-def test_dense(n_in, n_out, lanes, mult_width, rom_rows):
+    (5, 7, 3, 18, BlockRam("tiny", ((8, 8), (2, 32)))), (40, 16, 1, 16, BLOCK_RAMS["ice40"])])
+def test_dense(n_in, n_out, lanes, mult_width, block_ram):
     spec = DenseSpec("t", n_in, n_out, Fmt(16, 10), Fmt(8, 6), Fmt(16, 10), "relu")
     rng = np.random.default_rng(0)
-    plan = dense_plan(spec, lanes, mult_width, rom_rows)
+    plan = dense_plan(spec, lanes, mult_width, block_ram)
     unit = Dense(plan, rng.integers(-128, 128, size=(n_out, n_in)),
                  rng.integers(-100, 100, size=n_out))
     got = elaborated(unit)

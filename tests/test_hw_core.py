@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from hw.core import VAECore
+from hw.cost import BlockRam
 from hw.plan import core_plan
 from model.data import load_dataset
 from model.golden import GoldenModel
@@ -26,7 +27,7 @@ MODES_MIX = ["recon_sample", "encode", "generate", "recon_mu", "recon_sample", "
     ([5, 1, 2, 7], 0.3, {}),
     (1, 0.0, {"mult_width": 16, "serial_sigmoid": True, "serial_sampler": True}),  # iCE40 shape
     (2, 0.3, {"mult_width": 9, "serial_sigmoid": True}),    # every product split into limbs
-    (2, 0.0, {"rom_rows": 8}),                              # weight ROMs in banks of 8
+    (2, 0.0, {"block_ram": BlockRam("tiny", ((8, 8), (2, 32)))}),  # ROMs in 2-bit columns
 ])
 def test_iris_core_all_modes_vs_golden(lanes, p, options):
     art = random_artifact("iris", seed=3)
