@@ -692,11 +692,12 @@ def sigma_span(spec: SigmaRomSpec) -> Span:
 
 
 def sigma_rom_cost(spec: SigmaRomSpec) -> Cost:
-    """One synchronous ROM (its read register is the first stage), sigma registered in the
-    second, a valid bit each."""
+    """The index registered in the first stage, one synchronous ROM (its read register
+    is the second), sigma registered in the third, a valid bit each."""
     return Cost(memories=[MemoryUse("sigma_rom", spec.depth, spec.sigma_fmt.width,
                                     sync_read=True, writable=False)],
-                registers=SigmaRom.latency + sigma_span(spec).width)
+                registers=SigmaRom.latency + Span(0, spec.depth - 1).width
+                + sigma_span(spec).width)
 
 
 class SigmaRom(wiring.Component):
@@ -706,16 +707,18 @@ class SigmaRom(wiring.Component):
     input expression (clamp, round, offset), and addresses a synchronous read
     port of a :class:`Memory` whose ``init`` is the ROM image from
     :mod:`model.fixed` -- the one function the golden model reads too.  The
+    index is registered first: its clamp and offset carry chains straight
+    into the block RAM's address were the iCE40 board's critical path.  The
     read port's enable is the pipeline's ``advance``, so a stalled output
-    holds its data.  A second stage registers sigma: a block RAM's
+    holds its data.  A third stage registers sigma: a block RAM's
     clock-to-out (5.6 ns on the ECP5) straight into a multiplier block was
     the latent unit's critical path.
 
     Ports: ``i`` = ``In(stream.Signature(signed(logvar_fmt.width)))``, ``o`` =
-    ``Out(stream.Signature(signed(sigma_fmt.width)))``.  ``latency`` = 2.
+    ``Out(stream.Signature(signed(sigma_fmt.width)))``.  ``latency`` = 3.
     """
 
-    latency = 2
+    latency = 3
 
     def __init__(self, spec: SigmaRomSpec):
         self.spec = spec
@@ -741,14 +744,18 @@ class SigmaRom(wiring.Component):
 def sigma_rom_stages(m: Module, pipe: Pipeline, logvar: Ranged, spec: SigmaRomSpec,
                      *riders: tuple[Ranged, str]) -> list[Ranged]:
     """Open the :attr:`SigmaRom.latency` stages of ``pipe`` that read sigma for ``logvar``
-    (the ROM's read register, enabled by the pipeline's advance, then a register);
-    ``riders`` (value, name) travel alongside.  Returns sigma, then the riders."""
+    (the index register, the ROM's read register enabled by the pipeline's advance,
+    then a sigma register); ``riders`` (value, name) travel alongside.  Returns sigma,
+    then the riders."""
     m.submodules.sigma_rom = rom = Memory(shape=fmt_shape(spec.sigma_fmt), depth=spec.depth,
                                           init=[int(v) for v in sigma_rom_contents(spec)],
                                           attrs=memory_attrs(sync_read=True))
     read = rom.read_port(domain="sync")
     index = sigma_rom_index(logvar, spec)
     assert index.span == Span(0, spec.depth - 1), index.span
+    pipe.stage()
+    index = staged(pipe, index, "sigma_index")
+    riders = [(staged(pipe, value, f"{name}_index"), name) for value, name in riders]
     pipe.stage()
     m.d.comb += [read.addr.eq(index.value), read.en.eq(pipe.advance)]
     values = [Ranged(read.data, sigma_span(spec))]

@@ -108,7 +108,7 @@ def _build_only(platform_cls):
 BOARDS: dict[str, Board] = {board.name: board for board in (
     Board(name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
           family="ice40", device="iCE40UP5K", preset="iris", lanes=1,
-          options={"serial_sigmoid": True, "serial_sampler": True}, clock_mhz=48.0,
+          options={"serial_sigmoid": True, "serial_sampler": True}, clock_mhz=45.0,
           multipliers=8, block_ram_bits=30 * 4096, usb_serial="FTDI FT2232H (channel B)",
           synth_opts="-dsp",
           notes=("UP5K SPRAM (4 x 256 kbit) is not initialised by the bitstream: weights live "

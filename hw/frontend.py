@@ -427,13 +427,16 @@ class FrameStore(wiring.Component):
         m.d.comb += [wp.addr.eq(self.wr.addr), wp.data.eq(self.wr.data), wp.en.eq(self.wr.en)]
         addr = Signal(range(self.depth))
         left = Signal(range(self.max_words + 1))
+        idle = Signal(init=1)   # left == 0, kept as a register: the sequencer's handshake reads it
         advance = _stage_out(m, self.o)
         m.d.comb += [rp.addr.eq(addr), rp.en.eq(advance), self.o.payload.eq(rp.data),
-                     self.start.ready.eq(left == 0)]
-        with m.If(self.start.valid & self.start.ready):
-            m.d.sync += [addr.eq(self.start.payload.base), left.eq(self.start.payload.count)]
-        with m.Elif(advance & (left != 0)):
-            m.d.sync += [self.o.valid.eq(1), addr.eq(addr + 1), left.eq(left - 1)]
+                     self.start.ready.eq(idle)]
+        with m.If(self.start.valid & idle):
+            m.d.sync += [addr.eq(self.start.payload.base), left.eq(self.start.payload.count),
+                         idle.eq(self.start.payload.count == 0)]
+        with m.Elif(advance & ~idle):
+            m.d.sync += [self.o.valid.eq(1), addr.eq(addr + 1), left.eq(left - 1),
+                         idle.eq(left == 1)]
         return m
 
 

@@ -8,17 +8,18 @@ vector, so the decoder's first layer overlaps with it).
 
 Datapath for one logvar word::
 
-    logvar_d --> RegisterSlice --> SigmaRom (2 clk) --+
-                                                      +--> join --> Reparam (3 clk) --> RegisterSlice --> z_d
-    mu[d_out] (register mux) -------+
-    eps: GaussianSampler.o  if sample else 0
+    logvar_d --> RegisterSlice ---------------+
+    mu[d_out] (register mux) -----------------+--> join --> RegisterSlice --+
+    eps: GaussianSampler.o  if sample else 0 -+                             |
+        +-----------------------------------------------------------------+
+        +--> SigmaRom (3 clk) --> Reparam (3 clk) --> RegisterSlice --> z_d
 
 ``eps`` comes from the sampler only when the ``sample`` input is high
 (modes ``recon_sample`` and ``generate``); otherwise it is 0 and the sampler
 is *not* advanced, so the sampler's draws are consumed in order, image-major
 and dimension-minor, over the sampling jobs only -- exactly what
-:class:`model.golden.Sampler` does.  The join transfers when the sigma ROM
-has a result, the sampler has a draw (if needed) and the Reparam accepts.
+:class:`model.golden.Sampler` does.  The join transfers when a log-variance
+word is on ``i``, the sampler has a draw (if needed) and the slice has room.
 
 ``sample`` must be held stable while an image is in the unit (the core
 drives it from its mode register).  The sampler is free-running and primed
@@ -33,7 +34,7 @@ Generate mode needs no special path: the core feeds ``2L`` zero words, so
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.fixed import Span
@@ -86,24 +87,6 @@ class LatentUnit(wiring.Component):
         d_out = counter(L)     # dimension of the next log-variance
         in_mu = Signal(init=1)  # n_in < L, kept as a register: it gates the join below
 
-        # the head's ready and the decoder's ready stop at registers: this unit's
-        # pipeline never reaches into its neighbours' logic
-        m.submodules.in_slice = in_slice = RegisterSlice(self.i.payload.shape())
-        m.submodules.out_slice = out_slice = RegisterSlice(self.o.payload.shape())
-        wiring.connect(m, wiring.flipped(self.i), in_slice.i)
-        wiring.connect(m, wiring.flipped(self.o), out_slice.o)
-        head = in_slice.o
-
-        # one pipeline: a log-variance word enters with its mu and its eps (the sampler's
-        # next draw, or 0), reads sigma, then the reparameterization's three stages
-        entry = Signal()
-        pipe = Pipeline(m, entry, name="lat")
-        eps_ok = ~self.sample | smp.o.valid
-        take = head.valid & ~in_mu & eps_ok & pipe.advance
-        m.d.comb += [
-            head.ready.eq(in_mu | (eps_ok & pipe.advance)),
-            smp.o.ready.eq(self.sample & head.valid & ~in_mu & pipe.advance),
-        ]
         mu_sel = Signal.like(mus[0])
         with m.Switch(d_out):
             for d in range(L - 1):
@@ -111,11 +94,40 @@ class LatentUnit(wiring.Component):
                     m.d.comb += mu_sel.eq(mus[d])
             with m.Default():  # d_out never exceeds L-1; a default keeps the case complete
                 m.d.comb += mu_sel.eq(mus[L - 1])
-        m.d.comb += entry.eq(take)
+
+        # a log-variance word joins its mu and its eps (the sampler's next draw, or 0)
+        # between two register slices: every input of the join is a register, and the
+        # pipeline's stall stops at the join's slice (on the iCE40 the join behind the
+        # stall, then the core's generate-mode word valid in front of it, were the
+        # critical paths); the output slice stops the decoder's ready
+        m.submodules.head_slice = head_slice = RegisterSlice(self.i.payload.shape())
+        wiring.connect(m, wiring.flipped(self.i), head_slice.i)
+        head = head_slice.o
+        entry_layout = data.StructLayout({"logvar": signed(art.mu_fmt.width),
+                                          "mu": signed(art.mu_fmt.width),
+                                          "eps": signed(art.sampler.eps_fmt.width)})
+        m.submodules.in_slice = in_slice = RegisterSlice(entry_layout)
+        m.submodules.out_slice = out_slice = RegisterSlice(self.o.payload.shape())
+        wiring.connect(m, wiring.flipped(self.o), out_slice.o)
+        join = in_slice.i
+        eps_ok = ~self.sample | smp.o.valid
+        m.d.comb += [
+            join.valid.eq(head.valid & ~in_mu & eps_ok),
+            head.ready.eq(in_mu | (eps_ok & join.ready)),
+            smp.o.ready.eq(self.sample & head.valid & ~in_mu & join.ready),
+            join.payload.logvar.eq(head.payload),
+            join.payload.mu.eq(mu_sel),
+            join.payload.eps.eq(Mux(self.sample, smp.o.payload, 0)),
+        ]
+
+        # one pipeline: sigma read for the log-variance, then the reparameterization
+        entry = in_slice.o
+        pipe = Pipeline(m, entry.valid, name="lat")
+        m.d.comb += entry.ready.eq(pipe.advance)
         sigma, mu, eps = sigma_rom_stages(
-            m, pipe, Ranged(head.payload, Span.of_fmt(art.mu_fmt)), art.sigma_rom,
-            (Ranged(mu_sel, Span.of_fmt(art.mu_fmt)), "mu"),
-            (Ranged(Mux(self.sample, smp.o.payload, 0), Span.of_fmt(art.sampler.eps_fmt)), "eps"))
+            m, pipe, Ranged(entry.payload.logvar, Span.of_fmt(art.mu_fmt)), art.sigma_rom,
+            (Ranged(entry.payload.mu, Span.of_fmt(art.mu_fmt)), "mu"),
+            (Ranged(entry.payload.eps, Span.of_fmt(art.sampler.eps_fmt)), "eps"))
         z = reparam_stages(pipe, mu, sigma, eps, art.reparam,
                            reparam_product(art.reparam, self.plan.mult_width))
         pipe.finish(out_slice.i)
@@ -128,6 +140,6 @@ class LatentUnit(wiring.Component):
                 for d in range(L):
                     with m.If(n_in == d):
                         m.d.sync += mus[d].eq(head.payload)
-        with m.If(take):
+        with m.If(join.valid & join.ready):
             m.d.sync += d_out.eq(Mux(d_out == L - 1, 0, d_out + 1))
         return m

@@ -105,8 +105,9 @@ class CorePlan:
 
     @property
     def latent_latency(self) -> int:
-        """Clocks from a log-variance word entering the latent unit to its z word leaving."""
-        return RegisterSlice.latency + SigmaRom.latency + Reparam.latency + RegisterSlice.latency
+        """Clocks from a log-variance word entering the latent unit to its z word leaving:
+        the head's slice, the join's slice, sigma, the reparameterization, the output slice."""
+        return 3 * RegisterSlice.latency + SigmaRom.latency + Reparam.latency
 
     @property
     def out_width(self) -> int:
@@ -118,12 +119,14 @@ class CorePlan:
         art = self.artifact
         L = art.latent_dim
         # mu registers, word counters and the in-mu flag, the mu and eps beside the sigma
-        # ROM's stages
+        # ROM's stages; slices: the head's words, the joined (logvar, mu, eps), z
         own = (L * art.mu_fmt.width + counter_bits(2 * L) + counter_bits(L) + 1
                + SigmaRom.latency * (art.mu_fmt.width + art.sampler.eps_fmt.width))
         return (SigmaRom.cost(art.sigma_rom) + Reparam.cost(art.reparam, self.mult_width)
                 + self.sampler.cost()).plus_registers(
                     own + RegisterSlice.register_bits(art.mu_fmt.width)
+                    + RegisterSlice.register_bits(2 * art.mu_fmt.width
+                                                      + art.sampler.eps_fmt.width)
                     + RegisterSlice.register_bits(art.z_fmt.width))
 
     def control_registers(self) -> int:

@@ -207,7 +207,7 @@ def test_sigma_rom_16bit_edges_and_random():
     index = sigma_rom_index(np.array(xs), spec)
     expected = ints(rom[index])
     dut = SigmaRom(spec)
-    assert measure_latency(dut, 0) == dut.latency == 2
+    assert measure_latency(dut, 0) == dut.latency == 3
     got = run_stream(dut, xs, rng=rng, p_gap=0.3, p_stall=0.3)
     assert got == expected
     # the clamp hits both ends of the table, and logvar = 0 gives exactly sigma = 1
