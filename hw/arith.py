@@ -388,11 +388,12 @@ class PolyPlan:
         if self.serial:
             regs = sum(self.register_span(n).width for n in self.serial_registers)
             shifted, constant, summed = self.finish_spans()
-            # busy, o.valid, the row counter, (sum enable, first, delta) twice
-            control = 2 + counter_bits(len(self.rows)) + 2 * 3
-            program = MemoryUse("program", len(self.rows),
-                                _control_layout(self, _control_words(self)[1]).size,
-                                sync_read=True, writable=False)
+            word = _control_layout(self, _control_words(self)[1]).size
+            # busy, o.valid, the row counter, the control word, (sum enable, first, delta)
+            # twice
+            control = 2 + counter_bits(len(self.rows)) + word + 2 * 3
+            program = MemoryUse("program", len(self.rows), word, sync_read=True,
+                                writable=False)
             return Cost(multipliers=[f"{self.mult_width}x{self.mult_width}"],
                         memories=[program],
                         registers=regs + 2 * self.mult_width + self.pp_span.width
@@ -509,7 +510,7 @@ class OddPolyUnit(wiring.Component):
         m.d.comb += [self.i.ready.eq(pipe.advance), o.payload.eq(env["y"].value)]
 
     def _serial(self, m, x_in: Ranged, o):
-        """A control word per row, read one clock ahead into a register (no row decoder
+        """A control word per row, read two clocks ahead (the ROM, then a register) (no row decoder
         in front of the datapath), then: operand registers (the row's limbs), the
         multiplier's product, the sum and the low bits, the finish registers and the
         adder that writes the step's result."""
@@ -521,11 +522,13 @@ class OddPolyUnit(wiring.Component):
         control = _control_layout(plan, sources)
         busy = Signal()
         row = counter(len(plan.rows))
-        # the program in a ROM: its read register is the current row's control word
+        # the program in a ROM, read two rows ahead: the block RAM's read register, then
+        # the current row's control word in a register (a block RAM's clock-to-out into
+        # the finish logic was the ECP5's critical path); row 0's word waits while idle
         m.submodules.program = program = Memory(shape=control, depth=len(words), init=words,
                                                 attrs=memory_attrs(sync_read=True))
         read = program.read_port(domain="sync")
-        cw = read.data
+        cw = Signal(control, init=words[0])
         a_reg, b_reg = Signal(signed(width)), Signal(signed(width))
         pp = Signal(span_shape(plan.pp_span))  # the one multiplier block, registered
         m.d.sync += pp.eq(Ranged(a_reg * b_reg, plan.pp_span).value)
@@ -565,8 +568,8 @@ class OddPolyUnit(wiring.Component):
         m.d.comb += [o.valid.eq(out_valid), o.payload.eq(out)]
         with m.If(o.valid & o.ready):
             m.d.sync += out_valid.eq(0)
-        # the ROM reads the next row's word (row 0 while idle)
-        m.d.comb += read.addr.eq(Mux(busy, row + 1, 0))
+        m.d.comb += read.addr.eq(Mux(busy, row + 2, 1))
+        m.d.sync += cw.eq(Mux(busy, read.data, control.const(words[0])))
         with m.If(busy):
             m.d.sync += row.eq(row + 1)
 

@@ -170,6 +170,16 @@ class DensePlan:
         return Span.of_fmt(self.spec.bias_fmt) + self.half
 
     @property
+    def bank_shift(self) -> int:
+        """Low accumulator bits the output bank drops: those the requantizer shifts out."""
+        return max(self.spec.acc_frac - self.spec.out_fmt.frac, 0)
+
+    @property
+    def bank_span(self) -> Span:
+        """An output bank word: an accumulator without its :attr:`bank_shift` low bits."""
+        return self.acc_span >> self.bank_shift
+
+    @property
     def acc_span(self) -> Span:
         """Every value the accumulator takes: the bias, then up to ``n_in`` products."""
         pp = self.product.span
@@ -198,9 +208,9 @@ class DensePlan:
             + 3 + 1 + pass_bits + wx                                        # S1: v first last frombuf
             + 3 + pass_bits + wx + lanes * ww                               # S2: operands
             + 3 + pass_bits + lanes * pp_bits                               # S3: products
-            + (lanes * self.bias_span.width if passes > 1 else 0)           #     and biases
             + 1 + pass_bits + lanes * acc                                   # S4: done, accumulators
-            + spec.out_fmt.width + (lanes - 1) * acc + counter_bits(lanes + 1))  # output bank
+            + spec.out_fmt.width + (lanes - 1) * self.bank_span.width       # output bank
+            + counter_bits(lanes + 1))
         return Cost(multipliers=self.product.operand_widths * lanes, memories=memories,
                     registers=registers)
 
@@ -402,7 +412,8 @@ class Dense(wiring.Component):
                                                         for r, pp in zip(regs, pps)]))
 
         # bias: a constant with one pass; else an asynchronous P-entry ROM per lane read
-        # with S2's pass index into an S3 register (no ROM logic before the accumulator)
+        # with S3's pass index (a few LUTs; a register behind it, as this once had,
+        # Yosys moved in front of the ROM, where the pass index already is)
         biases = []
         for k in range(lanes):
             if passes == 1:
@@ -413,10 +424,8 @@ class Dense(wiring.Component):
                                attrs=memory_attrs(sync_read=False))
                 m.submodules[f"b_rom{k}"] = b_rom
                 b_port = b_rom.read_port(domain="comb")
-                bias = Signal(span_shape(plan.bias_span), name=f"bias{k}", reset_less=True)
-                m.d.comb += b_port.addr.eq(s2[3])
-                m.d.sync += bias.eq(Mux(adv, b_port.data, bias))
-                biases.append(bias)
+                m.d.comb += b_port.addr.eq(s3[3])
+                biases.append(b_port.data)
 
         # ---- S4: accumulators --------------------------------------------
         v3, first3, last3 = s3[:3]
@@ -440,25 +449,29 @@ class Dense(wiring.Component):
         # hold raw accumulator values.  Capture loads requantize(acc0) into
         # bank[0] and acc1.. into bank[1:]; each transfer loads
         # requantize(bank[1]) into bank[0] and shifts the rest down.
+        # bank[1:] drop the low bits the requantizer's shift would drop anyway.
         capture = Signal()     # done4 & ~bank_busy
+        shift, bank_span = plan.bank_shift, plan.bank_span
         bank = [Signal(signed(spec.out_fmt.width), name="bank0")]
-        bank += [Signal(acc_shape, name=f"bank{k}", reset_less=True) for k in range(1, lanes)]
+        bank += [Signal(span_shape(bank_span), name=f"bank{k}", reset_less=True)
+                 for k in range(1, lanes)]
+        banked = [acc >> shift for acc in accs]
         remaining = counter(lanes + 1)
         bank_busy = Signal()   # remaining != 0
         m.d.comb += [
             self.o.valid.eq(bank_busy),
             self.o.payload.eq(bank[0]),
         ]
-        rq_in = Signal(acc_shape)
-        m.d.comb += rq_in.eq(Mux(capture, accs[0], bank[1]) if lanes > 1 else accs[0])
-        y = requantize_halved(Ranged(rq_in, acc_span), spec.acc_frac, spec.out_fmt,
+        rq_in = Signal(span_shape(bank_span))
+        m.d.comb += rq_in.eq(Mux(capture, banked[0], bank[1]) if lanes > 1 else banked[0])
+        y = requantize_halved(Ranged(rq_in, bank_span), spec.acc_frac - shift, spec.out_fmt,
                               relu=spec.activation == "relu")
         xfer = Signal()
         m.d.comb += xfer.eq(self.o.valid & self.o.ready)
-        m.d.sync += [bank[k].eq(Mux(capture, accs[k], Mux(xfer, bank[k + 1], bank[k])))
+        m.d.sync += [bank[k].eq(Mux(capture, banked[k], Mux(xfer, bank[k + 1], bank[k])))
                      for k in range(1, lanes - 1)]
         if lanes > 1:
-            m.d.sync += bank[lanes - 1].eq(Mux(capture, accs[lanes - 1], bank[lanes - 1]))
+            m.d.sync += bank[lanes - 1].eq(Mux(capture, banked[lanes - 1], bank[lanes - 1]))
         with m.If(capture):
             m.d.sync += bank[0].eq(y.value)
             m.d.sync += remaining.eq(Mux(pass4 == passes - 1, plan.last_count, lanes))
