@@ -105,6 +105,16 @@ def _build_only(platform_cls):
     return BuildOnly
 
 
+# Why these configurations (figures from `make bitstream`, README "Boards"):
+# - iCEBreaker, IRIS: one lane per layer and the serial sigmoid and sampler (one
+#   multiplier block each) fit the UP5K's 8 SB_MAC16 (7 used); 45 MHz is 15 clocks
+#   per 3 Mbaud bit and sits below every placement seed's Fmax (47.6 to 50.8 MHz).
+# - ULX3S-85F, MNIST: 16 lanes on the wide layers take 60 of the 156 multipliers and
+#   140 of the 208 DP16KD; the core then runs 12,779 clocks per reconstruction,
+#   ~5,900 images/s at 75 MHz, 30 times what the 3 Mbaud link carries (190/s), so
+#   more lanes would buy nothing on this link and cost timing (32 and 64 lanes
+#   congest the router).  75 MHz (25 MHz x 3) is below the measured 83 MHz Fmax,
+#   whose critical path is a MULT18X18D between fabric registers.
 BOARDS: dict[str, Board] = {board.name: board for board in (
     Board(name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
           family="ice40", device="iCE40UP5K", preset="iris", lanes=1,
@@ -114,8 +124,8 @@ BOARDS: dict[str, Board] = {board.name: board for board in (
           notes=("UP5K SPRAM (4 x 256 kbit) is not initialised by the bitstream: weights live "
                  "in the 30 block RAMs (120 kbit)",)),
     Board(name="ulx3s-85f", platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
-          family="ecp5", device="LFE5U-85F", preset="mnist", lanes=(64, 12, 8, 56),
-          options={"serial_sampler": True}, clock_mhz=120.0,
+          family="ecp5", device="LFE5U-85F", preset="mnist", lanes=(16, 12, 8, 16),
+          options={"serial_sampler": True}, clock_mhz=75.0,
           multipliers=156, block_ram_bits=208 * 18432, usb_serial="FTDI FT231X"),
 )}
 
