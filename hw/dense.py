@@ -132,6 +132,7 @@ class DensePlan:
     lanes: int
     mult_width: int
     block_ram: BlockRam | None = None
+    bias_values: Span | None = None   # the layer's biases, when known (see dense_plan)
 
     @property
     def passes(self) -> int:
@@ -170,6 +171,15 @@ class DensePlan:
         return Span.of_fmt(self.spec.bias_fmt) + self.half
 
     @property
+    def bias_register_span(self) -> Span:
+        """A lane's registered bias (``bias + half``, 0 in padding lanes): as wide as the
+        layer's biases when the plan knows them, else as the bias format."""
+        if self.bias_values is None:
+            return self.bias_span
+        shifted = self.bias_values + self.half
+        return Span(min(shifted.lo, 0), max(shifted.hi, 0))
+
+    @property
     def bank_shift(self) -> int:
         """Low accumulator bits the output bank drops: those the requantizer shifts out."""
         return max(self.spec.acc_frac - self.spec.out_fmt.frac, 0)
@@ -198,8 +208,6 @@ class DensePlan:
         if passes > 1:
             memories.append(MemoryUse(f"{spec.name}_buf", spec.n_in, wx, sync_read=True,
                                       writable=True))
-            memories += [MemoryUse(f"{spec.name}_b{k}", passes, self.bias_span.width,
-                                   sync_read=False, writable=False) for k in range(lanes)]
         pp_bits = sum(s.width for s in self.product.pp_spans)
         pass_bits = counter_bits(passes)
         registers = (
@@ -208,6 +216,7 @@ class DensePlan:
             + 3 + 1 + pass_bits + wx                                        # S1: v first last frombuf
             + 3 + pass_bits + wx + lanes * ww                               # S2: operands
             + 3 + pass_bits + lanes * pp_bits                               # S3: products
+            + (lanes * self.bias_register_span.width if passes > 1 else 0)  #     and biases
             + 1 + pass_bits + lanes * acc                                   # S4: done, accumulators
             + spec.out_fmt.width + (lanes - 1) * self.bank_span.width       # output bank
             + counter_bits(lanes + 1))
@@ -216,12 +225,16 @@ class DensePlan:
 
 
 def dense_plan(spec: DenseSpec, lanes, mult_width: int = DEFAULT_MULT_WIDTH,
-               block_ram: BlockRam | None = None) -> DensePlan:
+               block_ram: BlockRam | None = None, bias=None) -> DensePlan:
     """``lanes`` > ``n_out`` is clamped to ``n_out`` (the extra lanes could only idle);
-    ``block_ram`` (:data:`hw.cost.BLOCK_RAMS`) cuts the weight ROM into columns."""
+    ``block_ram`` (:data:`hw.cost.BLOCK_RAMS`) cuts the weight ROM into columns;
+    ``bias`` (the layer's bias ints) narrows the bias registers to what they hold."""
     if block_ram is not None and not isinstance(block_ram, BlockRam):
         raise TypeError(f"block_ram must be a hw.cost.BlockRam or None, not {block_ram!r}")
-    return DensePlan(spec, min(_check_lanes(lanes), spec.n_out), mult_width, block_ram)
+    values = None
+    if bias is not None and np.size(bias):
+        values = Span(int(np.min(bias)), int(np.max(bias)))
+    return DensePlan(spec, min(_check_lanes(lanes), spec.n_out), mult_width, block_ram, values)
 
 
 def dense_rom_images(spec: DenseSpec, weight, bias, lanes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -296,6 +309,11 @@ class Dense(wiring.Component):
         self.plan = plan
         self.spec = spec
         self.w_image, self.b_image = dense_rom_images(spec, weight, bias, plan.lanes)
+        held = plan.bias_register_span
+        if self.b_image.size and not (held.lo <= self.b_image.min()
+                                      and self.b_image.max() <= held.hi):
+            raise ValueError(f"layer {spec.name!r}: biases outside the plan's {held} "
+                             "(plan the layer with dense_plan(..., bias=these biases))")
         super().__init__({
             "i": In(stream.Signature(signed(spec.in_fmt.width))),
             "o": Out(stream.Signature(signed(spec.out_fmt.width))),
@@ -411,21 +429,21 @@ class Dense(wiring.Component):
             lane_products.append(sum_products(product, [Ranged(r, pp.span)
                                                         for r, pp in zip(regs, pps)]))
 
-        # bias: a constant with one pass; else an asynchronous P-entry ROM per lane read
-        # with S3's pass index (a few LUTs; a register behind it, as this once had,
-        # Yosys moved in front of the ROM, where the pass index already is)
+        # bias: a constant with one pass; else a P-entry ROM per lane in logic, read with
+        # S2's pass index into an S3 register, so no ROM logic sits before the
+        # accumulator (as a Memory, Yosys moved that register back in front of the ROM)
         biases = []
+        bias_shape = span_shape(plan.bias_register_span)
         for k in range(lanes):
             if passes == 1:
                 biases.append(Const(int(self.b_image[k, 0]), span_shape(plan.bias_span)))
             else:
-                b_rom = Memory(shape=span_shape(plan.bias_span), depth=passes,
-                               init=[int(v) for v in self.b_image[k]],
-                               attrs=memory_attrs(sync_read=False))
-                m.submodules[f"b_rom{k}"] = b_rom
-                b_port = b_rom.read_port(domain="comb")
-                m.d.comb += b_port.addr.eq(s3[3])
-                biases.append(b_port.data)
+                bias = Signal(bias_shape, name=f"bias{k}", reset_less=True)
+                with m.If(adv), m.Switch(s2[3]):
+                    for p, value in enumerate(self.b_image[k]):
+                        with m.Case(p):
+                            m.d.sync += bias.eq(int(value))
+                biases.append(bias)
 
         # ---- S4: accumulators --------------------------------------------
         v3, first3, last3 = s3[:3]

@@ -185,7 +185,8 @@ def estimate(plan: CorePlan) -> CoreEstimate:
         f"multipliers: blocks of {plan.mult_width}x{plan.mult_width} signed; products wider "
         "than that are split into limbs (hw.mult), one block per limb pair",
         "memory_bits: block = memories with a synchronous read port (weights, sigma ROM, "
-        "input buffers), logic = asynchronous ROMs (per-lane biases of multi-pass layers)",
+        "input buffers), logic = asynchronous ROMs (the per-lane bias ROMs are case "
+        "statements in front of registers: counted as registers)",
         "register_bits: flip-flops outside memories, as the blocks' plans declare them",
     ]
     if plan.sampler.buffer:

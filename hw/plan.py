@@ -153,7 +153,7 @@ def core_plan(artifact: Artifact, lanes, *, mult_width: int = DEFAULT_MULT_WIDTH
     if isinstance(mult_width, bool) or not isinstance(mult_width, int) or mult_width < 2:
         raise ValueError(f"mult_width must be an int >= 2, not {mult_width!r}")
     lanes = normalize_lanes(artifact, lanes)
-    dense = tuple(dense_plan(spec, ln, mult_width, block_ram)
+    dense = tuple(dense_plan(spec, ln, mult_width, block_ram, artifact.biases[spec.name])
                   for spec, ln in zip(artifact.layers, lanes))
     return CorePlan(
         artifact=artifact, dense=dense,
