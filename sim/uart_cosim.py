@@ -49,11 +49,11 @@ def run_session(design: Design, sim: str, artifact_dir, x: np.ndarray, *, scenar
                 build_root: Path | None = None, quiet: bool = True):
     """Run ``scenario`` (``images`` or ``errors``, see ``sim/cocotb_uart.py``); returns
     ``(results, outputs)``, ``outputs`` the board's words per mode (``images``)."""
-    workdir = Path(workdir)
+    workdir = Path(workdir).resolve()   # the simulator runs in its own folder
     workdir.mkdir(parents=True, exist_ok=True)
     vectors = exchange.save_vectors(workdir / "x.npz", x=x)
     rtl_out = workdir / "board.npz"
-    config = {"artifact": str(artifact_dir), "vectors": str(vectors), "scenario": scenario,
+    config = {"artifact": str(Path(artifact_dir).resolve()), "vectors": str(vectors), "scenario": scenario,
               "modes": list(modes or []), "images": images, "reset_check": reset_check,
               "timeout_s": timeout_s, "rtl_out": str(rtl_out)}
     results = Simulation(design, sim, build_root=build_root).run(

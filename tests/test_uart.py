@@ -11,6 +11,9 @@ and the next frame must succeed.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -54,9 +57,13 @@ def run(board, sim, scenario, tmp_path, **options):
 
 
 @pytest.mark.parametrize("sim", SIMULATORS)
-def test_images_every_mode(board, sim, tmp_path):
-    n = len(board[2])
-    results, outputs = run(board, sim, "images", tmp_path, modes=MODES, images=n,
+def test_images_every_mode(board, sim, tmp_path, monkeypatch):
+    design, artifact_dir, x = board
+    n = len(x)
+    # relative paths, like the host client's defaults (the simulator runs elsewhere)
+    monkeypatch.chdir(artifact_dir.parent)
+    results, outputs = run((design, Path(artifact_dir.name), x), sim, "images",
+                           Path(os.path.relpath(tmp_path)), modes=MODES, images=n,
                            reset_check=True)
     assert results["mismatches"] == 0
     assert {mode: r["images"] for mode, r in results["modes"].items()} == {
