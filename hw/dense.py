@@ -34,12 +34,14 @@ Dataflow, one vector
   MAC pipeline freezes until it drains.  The last pass emits only its
   ``n_out - (P-1)*lanes`` valid words (zero-padded rows never leave).
 
-Pipeline (why four stages)
+Pipeline (why five stages)
 --------------------------
 ``S0`` issue (address the weight ROM and the buffer) -> ``S1`` synchronous
-ROM / buffer read data (block-RAM friendly) -> ``S2`` operand registers
-(block RAM's clock-to-out, 5.6 ns on the ECP5 without its output register,
-would otherwise sit in front of the multiplier) -> ``S3`` registered limb
+ROM / buffer read data (block-RAM friendly) -> ``S1b`` the read data in
+registers the placer can put beside the block RAMs (their clock-to-out,
+5.6 ns on the ECP5 without the output register Yosys leaves off, plus the
+route to the lanes was the ECP5 MNIST build's critical path) -> ``S2``
+operand registers beside the multipliers -> ``S3`` registered limb
 products (:mod:`hw.mult`: one multiplier block each, usually one per lane)
 -> ``S4`` accumulator.  One global
 advance signal ``adv`` freezes every stage (ROM read ports use it as
@@ -53,7 +55,7 @@ the bottleneck.
 Timing (exact, no stalls on ``o``; :mod:`hw.estimate` uses it)
 -------------------------------------------------------------
 An element issued at cycle ``t`` is in the accumulator at ``t + D``
-(``D = PIPELINE_DEPTH = 4``); the last element of a pass issued at ``t`` is
+(``D = PIPELINE_DEPTH = 5``); the last element of a pass issued at ``t`` is
 captured into the bank at ``t + D`` (if the bank is free) and its words are
 on ``o`` at ``t+D+1 .. t+D+cnt``; the bank is free again at ``t + D+1 + cnt``.  A capture that finds the bank busy
 freezes the pipeline until then.
@@ -72,8 +74,8 @@ narrow as one block RAM of the ROM's depth takes (an ECP5 DP16KD holds
 3,136 entries at 4 bits): left whole, Yosys cascades block RAMs in depth
 and puts a multiplexer between their outputs and the operand register,
 which was the first ECP5 MNIST build's critical path (63.7 MHz).  The
-bias lives in a ``P``-entry ROM per lane read asynchronously (a handful of
-LUTs).
+bias lives in a ``P``-entry ROM per lane in logic (a case statement), read
+one stage ahead into a register.
 
 Simulation cost (why the registers look the way they do)
 --------------------------------------------------------
@@ -110,8 +112,8 @@ from .mult import ProductPlan, product_plan
 __all__ = ["Dense", "DensePlan", "dense_plan", "dense_rom_images", "weight_rom_words",
            "PIPELINE_DEPTH"]
 
-#: Cycles from issuing an element to it being in the accumulator (S0 -> S4).
-PIPELINE_DEPTH = 4
+#: Cycles from issuing an element to it being in the accumulator (S0 -> S4, S1b included).
+PIPELINE_DEPTH = 5
 
 
 def _check_lanes(lanes) -> int:
@@ -214,6 +216,7 @@ class DensePlan:
             counter_bits(spec.n_in) + pass_bits + counter_bits(self.depth)   # S0 counters
             + 4                                       # adv, capture, bank_busy, in_pass0
             + 3 + 1 + pass_bits + wx                                        # S1: v first last frombuf
+            + 3 + pass_bits + wx + lanes * ww                               # S1b: read data
             + 3 + pass_bits + wx + lanes * ww                               # S2: operands
             + 3 + pass_bits + lanes * pp_bits                               # S3: products
             + (lanes * self.bias_register_span.width if passes > 1 else 0)  #     and biases
@@ -408,12 +411,18 @@ class Dense(wiring.Component):
         m.d.sync += x_reg.eq(Mux(adv, self.i.payload, x_reg))
         x1 = Mux(frombuf1, buf_r.data, x_reg) if passes > 1 else x_reg
 
+        # ---- S1b: the read data registered beside the block RAMs ------------
+        s1b = stage_flags("1b", s1)
+        x1b = Signal(x_shape, name="x1b", reset_less=True)
+        w1b = Signal(len(w1), name="w1b", reset_less=True)
+        m.d.sync += [x1b.eq(Mux(adv, x1, x1b)), w1b.eq(Mux(adv, w1, w1b))]
+
         # ---- S2: operand registers ----------------------------------------
-        s2 = stage_flags(2, s1)
+        s2 = stage_flags(2, s1b)
         x2 = Signal(x_shape, name="x2", reset_less=True)
         w2 = [Signal(w_shape, name=f"w2_{k}", reset_less=True) for k in range(lanes)]
-        m.d.sync += x2.eq(Mux(adv, x1, x2))
-        m.d.sync += [w2[k].eq(Mux(adv, w1[ww * k: ww * (k + 1)].as_signed(), w2[k]))
+        m.d.sync += x2.eq(Mux(adv, x1b, x2))
+        m.d.sync += [w2[k].eq(Mux(adv, w1b[ww * k: ww * (k + 1)].as_signed(), w2[k]))
                      for k in range(lanes)]
 
         # ---- S3: limb products (one multiplier block each) -----------------
