@@ -449,9 +449,11 @@ class Dense(wiring.Component):
             else:
                 bias = Signal(bias_shape, name=f"bias{k}", reset_less=True)
                 with m.If(adv), m.Switch(s2[3]):
-                    for p, value in enumerate(self.b_image[k]):
+                    for p, value in enumerate(self.b_image[k][:-1]):
                         with m.Case(p):
                             m.d.sync += bias.eq(int(value))
+                    with m.Default():   # the last pass (the index never goes beyond it)
+                        m.d.sync += bias.eq(int(self.b_image[k][-1]))
                 biases.append(bias)
 
         # ---- S4: accumulators --------------------------------------------

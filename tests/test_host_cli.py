@@ -77,7 +77,8 @@ def test_simulated_board(host, iris_dir, tmp_path, capsys):
 
 def test_simulated_icebreaker(host, iris_dir, tmp_path, capsys):
     """--sim --board: the core and frontend exactly as the iCEBreaker bitstream holds them
-    (one lane, serial sigmoid and sampler, 16-bit limbs, 48 MHz)."""
+    (one lane, serial sigmoid and sampler, 16-bit limbs, its clock)."""
+    from hw.boards import BOARDS
     from sim.runner import simulator_problem
     if simulator_problem("icarus"):
         pytest.skip(simulator_problem("icarus"))
@@ -85,5 +86,6 @@ def test_simulated_icebreaker(host, iris_dir, tmp_path, capsys):
             "--mode", "recon_mu", "--images", "2", "--out", str(tmp_path)]
     assert host.main(argv) == 0
     out = capsys.readouterr().out
-    assert out.startswith("simulated board icebreaker: lanes 1, 48 MHz, 3,000,000 baud, icarus")
+    assert out.startswith(f"simulated board icebreaker: lanes 1, "
+                          f"{BOARDS['icebreaker'].clock_mhz:g} MHz, 3,000,000 baud, icarus")
     assert out.endswith("2 images, 0 mismatches\n")
