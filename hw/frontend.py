@@ -4,7 +4,8 @@ Data flow (one small component each, every one with its own simulator test)::
 
     rx -> UartRx -> Unstuff -> FrameParser -> Sequencer       a record per frame
                                FrameParser -> FrameStore      a job's words, in its slot
-    Sequencer -> core.cmd, core reset; FrameStore -> core.i   when the job's turn comes
+    Sequencer -> core.cmd, core reset                         when the job's turn comes
+    FrameStore -> RegisterSlice -> core.i                     (no block-RAM output into the core)
     Sequencer -> ReplyTx                                      a reply request per frame
     core.o -> ReplyTx -> Stuff -> UartTx -> tx
 
@@ -61,6 +62,7 @@ from .protocol import (
     MIN_REQUEST, REPLY_HEADER, REQUEST_HEADER, BoardInfo, Command, Status, crc16_taps,
     output_words, word_bytes,
 )
+from .streamutil import RegisterSlice
 from .uart import UartRx, UartTx, uart_divisor
 
 __all__ = ["crc16_next", "symbol_layout", "record_layout", "Unstuff", "Stuff", "FrameParser",
@@ -752,6 +754,9 @@ class FrontendPlan:
             "parser": FrameParser(width=width, job_words=job_words, depth=store.depth,
                                   timeout=self.timeout_cycles),
             "store": store,
+            # the store's block-RAM clock-to-out went straight into the core's input
+            # buffer: the ECP5 build's critical path
+            "words": RegisterSlice(signed(width)),
             "sequencer": Sequencer(slots=self.slots, max_words=art.input_dim,
                                    image_modes=[MODE_CODES[m] for m in IMAGE_MODES]),
             "reply": ReplyTx(info=self.info.to_bytes(), out_width=out_width,
@@ -818,7 +823,8 @@ class UartFrontend(wiring.Component):
         wiring.connect(m, p["parser"].o, p["sequencer"].record)
         wiring.connect(m, p["parser"].wr, p["store"].wr)
         wiring.connect(m, p["sequencer"].read, p["store"].start)
-        wiring.connect(m, p["store"].o, core.i)
+        wiring.connect(m, p["store"].o, p["words"].i)
+        wiring.connect(m, p["words"].o, core.i)
         wiring.connect(m, p["sequencer"].cmd, core.cmd)
         wiring.connect(m, core.o, p["reply"].words)
         wiring.connect(m, p["sequencer"].reply, p["reply"].i)
