@@ -510,8 +510,8 @@ class OddPolyUnit(wiring.Component):
         m.d.comb += [self.i.ready.eq(pipe.advance), o.payload.eq(env["y"].value)]
 
     def _serial(self, m, x_in: Ranged, o):
-        """A control word per row, read two clocks ahead (the ROM, then a register) (no row decoder
-        in front of the datapath), then: operand registers (the row's limbs), the
+        """A control word per row, read two clocks ahead (the ROM, then a register: no
+        row decoder in front of the datapath), then: operand registers (the row's limbs), the
         multiplier's product, the sum and the low bits, the finish registers and the
         adder that writes the step's result."""
         plan, width = self.plan, self.plan.mult_width

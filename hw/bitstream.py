@@ -143,7 +143,8 @@ def synthesize(component, family: str, work_dir, *, name: str = "top") -> dict:
     command = {"ice40": "synth_ice40 -dsp", "ecp5": "synth_ecp5"}[family]
     env = tool_environment(family)
     result = subprocess.run([env["YOSYS"], "-q", "-l", f"{name}.rpt", "-p",
-                             f"read_rtlil {name}.il; {command} -top {name}; stat; write_json {name}.json"],
+                             f"read_rtlil {name}.il; {command} -top {name}; stat; "
+                             f"write_json {name}.json"],
                             cwd=work_dir, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise BuildError(f"Yosys failed: {_failure(work_dir, name, result.stdout + result.stderr)}")

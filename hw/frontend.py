@@ -4,8 +4,7 @@ Data flow (one small component each, every one with its own simulator test)::
 
     rx -> UartRx -> Unstuff -> FrameParser -> Sequencer       a record per frame
                                FrameParser -> FrameStore      a job's words, in its slot
-    Sequencer -> core.cmd, core reset                         when the job's turn comes
-    FrameStore -> RegisterSlice -> core.i                     (no block-RAM output into the core)
+    Sequencer -> core.cmd, core reset; FrameStore -> core.i   when the job's turn comes
     Sequencer -> ReplyTx                                      a reply request per frame
     core.o -> ReplyTx -> Stuff -> UartTx -> tx
 
@@ -62,7 +61,7 @@ from .protocol import (
     MIN_REQUEST, REPLY_HEADER, REQUEST_HEADER, BoardInfo, Command, Status, crc16_taps,
     output_words, word_bytes,
 )
-from .streamutil import RegisterSlice
+from .streamutil import Pipeline
 from .uart import UartRx, UartTx, uart_divisor
 
 __all__ = ["crc16_next", "symbol_layout", "record_layout", "Unstuff", "Stuff", "FrameParser",
@@ -407,7 +406,7 @@ class FrameStore(wiring.Component):
     """``slots`` frames of ``max_words`` words: written by the parser, read out to the core.
 
     ``start`` = ``{base, count}`` streams ``count`` words from ``base`` on ``o``
-    (a synchronous read port; ``o`` is its registered output)."""
+    (a synchronous read port, then ``o``'s payload register)."""
 
     def __init__(self, *, width: int, slots: int, max_words: int):
         self.width = width
@@ -430,15 +429,21 @@ class FrameStore(wiring.Component):
         addr = Signal(range(self.depth))
         left = Signal(range(self.max_words + 1))
         idle = Signal(init=1)   # left == 0, kept as a register: the sequencer's handshake reads it
-        advance = _stage_out(m, self.o)
-        m.d.comb += [rp.addr.eq(addr), rp.en.eq(advance), self.o.payload.eq(rp.data),
-                     self.start.ready.eq(idle)]
+        # two stages: the block RAM's read register, then the word in a register beside
+        # it (the block RAM's clock-to-out into the core's input buffer was the ECP5
+        # build's critical path)
+        pipe = Pipeline(m, ~idle, name="store")
+        m.d.comb += [rp.addr.eq(addr), rp.en.eq(pipe.advance), self.start.ready.eq(idle)]
+        pipe.stage()
+        pipe.stage()
+        word = pipe.reg(rp.data, signed(self.width), name="word")
+        pipe.finish(self.o)
+        m.d.comb += self.o.payload.eq(word)
         with m.If(self.start.valid & idle):
             m.d.sync += [addr.eq(self.start.payload.base), left.eq(self.start.payload.count),
                          idle.eq(self.start.payload.count == 0)]
-        with m.Elif(advance & ~idle):
-            m.d.sync += [self.o.valid.eq(1), addr.eq(addr + 1), left.eq(left - 1),
-                         idle.eq(left == 1)]
+        with m.Elif(pipe.advance & ~idle):
+            m.d.sync += [addr.eq(addr + 1), left.eq(left - 1), idle.eq(left == 1)]
         return m
 
 
@@ -754,9 +759,6 @@ class FrontendPlan:
             "parser": FrameParser(width=width, job_words=job_words, depth=store.depth,
                                   timeout=self.timeout_cycles),
             "store": store,
-            # the store's block-RAM clock-to-out went straight into the core's input
-            # buffer: the ECP5 build's critical path
-            "words": RegisterSlice(signed(width)),
             "sequencer": Sequencer(slots=self.slots, max_words=art.input_dim,
                                    image_modes=[MODE_CODES[m] for m in IMAGE_MODES]),
             "reply": ReplyTx(info=self.info.to_bytes(), out_width=out_width,
@@ -823,8 +825,7 @@ class UartFrontend(wiring.Component):
         wiring.connect(m, p["parser"].o, p["sequencer"].record)
         wiring.connect(m, p["parser"].wr, p["store"].wr)
         wiring.connect(m, p["sequencer"].read, p["store"].start)
-        wiring.connect(m, p["store"].o, p["words"].i)
-        wiring.connect(m, p["words"].o, core.i)
+        wiring.connect(m, p["store"].o, core.i)
         wiring.connect(m, p["sequencer"].cmd, core.cmd)
         wiring.connect(m, core.o, p["reply"].words)
         wiring.connect(m, p["sequencer"].reply, p["reply"].i)

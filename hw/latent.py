@@ -9,10 +9,9 @@ vector, so the decoder's first layer overlaps with it).
 Datapath for one logvar word::
 
     logvar_d --> RegisterSlice ---------------+
-    mu[d_out] (register mux) -----------------+--> join --> RegisterSlice --+
-    eps: GaussianSampler.o  if sample else 0 -+                             |
-        +-----------------------------------------------------------------+
-        +--> SigmaRom (3 clk) --> Reparam (3 clk) --> RegisterSlice --> z_d
+    mu[d_out] (register mux) -----------------+--> join --> RegisterSlice
+    eps: GaussianSampler.o  if sample else 0 -+
+      --> SigmaRom (3 clk: index, ROM, sigma) --> Reparam (3 clk) --> RegisterSlice --> z_d
 
 ``eps`` comes from the sampler only when the ``sample`` input is high
 (modes ``recon_sample`` and ``generate``); otherwise it is 0 and the sampler
