@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from hw.plan import core_plan
-from hw.frontend import UartFrontend, frontend_plan
+from hw.frontend import frontend_plan
 from model.random_artifact import random_artifact, random_inputs
 from model.artifact import save_artifact
 from model.data import load_dataset
