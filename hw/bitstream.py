@@ -212,7 +212,7 @@ def _run_with_progress(cmd, cwd: Path, env: dict, stages: list[_Stage], log_path
     return proc.returncode, log_path.read_text(errors="replace")
 
 
-def build_bitstream(board: Board, artifact: Artifact, out_dir, *, lanes=None,
+def build_bitstream(board: Board, artifact: Artifact, out_dir, *, lanes=None, simd=1,
                     clock_mhz: float | None = None, baud: int = DEFAULT_BAUD, seed: int = 1,
                     progress=print) -> dict:
     """Build ``artifact``'s core for ``board`` into ``out_dir``; returns the ``synth.json``
@@ -221,7 +221,7 @@ def build_bitstream(board: Board, artifact: Artifact, out_dir, *, lanes=None,
     out_dir = Path(out_dir).resolve()
     lanes = board.lanes if lanes is None else lanes
     clock_mhz = board.clock_mhz if clock_mhz is None else clock_mhz
-    plan = core_plan(artifact, lanes, **board.core_options())
+    plan = core_plan(artifact, lanes, simd=simd, **board.core_options())
     est = estimate(plan)
     front = frontend_plan(plan, clk_hz=round(clock_mhz * 1e6), baud=baud)
     platform = board.make_platform()
@@ -246,7 +246,7 @@ def build_bitstream(board: Board, artifact: Artifact, out_dir, *, lanes=None,
         overrides["synth_opts"] = board.synth_opts
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    progress(f"{board.name}: {artifact.preset} core, lanes {est.lanes}, "
+    progress(f"{board.name}: {artifact.preset} core, lanes {est.lanes} x SIMD {est.simd}, "
              f"{est.multipliers} multiplier blocks, {block_bits / 1024:.0f} kbit block RAM "
              f"(estimate), {clock_mhz:g} MHz, {baud:,} baud -> {out_dir}")
     top = BoardTop(board, front)
@@ -270,14 +270,14 @@ def build_bitstream(board: Board, artifact: Artifact, out_dir, *, lanes=None,
     estimated = {"multipliers": est.multipliers, "block_ram_bits": block_bits,
                  "flip_flops": est.register_bits + top.register_bits
                  + sum(c["register_bits"] for c in front_cost.values())}
-    cycles = est.cycles
+    cycles = est.ii   # clocks per image, jobs back to back
     info = front.info
     summary = {
         "board": board.name, "device": board.device, "family": board.family,
         "preset": artifact.preset, "artifact_digest": artifact_digest(artifact),
-        "lanes": est.lanes, "config": {"mult_width": est.mult_width, "block_ram": est.block_ram,
-                                       "serial_sigmoid": est.serial_sigmoid,
-                                       "serial_sampler": est.serial_sampler},
+        "lanes": est.lanes, "simd": est.simd,
+        "config": {"mult_width": est.mult_width, "block_ram": est.block_ram,
+                   "serial_sigmoid": est.serial_sigmoid, "serial_sampler": est.serial_sampler},
         "target_mhz": clock_mhz, "fmax_mhz": pnr["fmax_mhz"],
         "timing_met": pnr["fmax_mhz"] >= clock_mhz,
         "resources": pnr["utilization"],
@@ -286,6 +286,7 @@ def build_bitstream(board: Board, artifact: Artifact, out_dir, *, lanes=None,
         "estimate_over_yosys": {k: (estimated[k] / yosys[k] if yosys[k] else None)
                                 for k in estimated},
         "cycles_per_image": cycles,
+        "latency_cycles": est.latency,
         "images_per_s_at_fmax": {m: pnr["fmax_mhz"] * 1e6 / c for m, c in cycles.items()},
         "images_per_s_at_clock": {m: clock_mhz * 1e6 / c for m, c in cycles.items()},
         "uart": {"baud": baud, "usb_serial": board.usb_serial,

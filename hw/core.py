@@ -19,20 +19,24 @@ Ports (Verilog names in brackets; ``clk``/``rst`` are the sync domain)
 
 Protocol (what a driver does)
 -----------------------------
-1. Offer a ``cmd``; it is taken when the core is idle (``cmd.ready`` is
-   high exactly when no job is running).
-2. For modes 0, 1, 3 offer the image's ``input_dim`` words on ``i`` (before,
-   with or after the command: ``i.ready`` stays low until the command is
-   taken and after the job's ``input_dim``-th word, so words of the next
-   image are never swallowed by this job).  Mode 2 takes no input.
-3. Collect words on ``o`` until one with ``last``.  The job ends at that
-   transfer; the next ``cmd`` is taken one clock later at the earliest.
+1. Offer ``cmd`` words, one per job; they are taken while earlier jobs are
+   still in flight, up to :attr:`hw.plan.CorePlan.queue_depth` jobs ahead
+   of the output (``cmd.ready`` low means that many are in flight).
+2. For modes 0, 1, 3 offer each job's ``input_dim`` words on ``i``, jobs in
+   command order (the words may come before, with or after the command:
+   ``i.ready`` stays low while no commanded job still owes input, so words
+   are never taken for a job that was not commanded).  Mode 2 takes no input.
+3. Collect words on ``o``: each job's words in command order, its last one
+   with ``last``.
 
-One job at a time keeps the protocol (and the sampler's draw order) trivial;
-it costs nothing in latency and little in throughput because every layer
-already overlaps with its producer *within* an image, and the idle time
-between jobs is one clock.  All of ``valid`` on ``o`` and ``ready`` on
-``i``/``cmd`` follow the stream rules (no ``valid`` waits for ``ready``).
+Images are pipelined through the layers (FINN's dataflow style): every layer
+works on its own image, so jobs of one mode leave every ``ii`` clocks, the
+slowest stage's period (:func:`hw.estimate.stage_periods`), not the sum of
+the layers' times.  Any sequence of modes may follow; a stage that serves
+only some modes (the latent unit, the decoder) simply sees fewer jobs.
+All of ``valid`` on ``o`` and ``ready`` on ``i``/``cmd`` follow the stream
+rules (no ``valid`` waits for ``ready``).  A reset drops every job in
+flight (queues, counters, buffers' slot pointers, the sampler's LFSRs).
 
 Datapath: ``i`` -> encoder ``Dense`` layers -> head (``2L`` words) ->
 ``encode``: straight to ``o``; otherwise -> :class:`hw.latent.LatentUnit`
@@ -41,6 +45,15 @@ layers -> :class:`hw.arith.TaylorSigmoid` -> ``o``.  ``generate`` never
 touches the encoder: a zero source feeds the latent unit ``2L`` zeros
 (``mu = 0``, ``sigma = sigma_rom(0) = 1.0``), bit-exactly
 :meth:`model.golden.GoldenModel.run` ``("generate")``.
+
+Job order: a command pushes a record into one :class:`hw.streamutil.RegisterFifo`
+per stage that needs to know the job's mode -- the head's router (to ``o``
+for ``encode``, else to the latent unit), the latent unit's merge (the
+head's words, or ``2L`` zeros for ``generate``, each word tagged with the
+job's ``sample`` flag) and the output merge (the head or the sigmoid) --
+and each stage pops it after the job's last word.  Stages see jobs in
+command order, so an ``encode`` job's head words wait until every earlier
+job has left ``o``.
 
 Bit-exactness: every block equals its :mod:`model.fixed` function; the
 sampler's draws are transferred in order and only for sampling jobs, so the
@@ -53,7 +66,7 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.fixed import MODES
+from model.fixed import MODES, SAMPLING_MODES
 
 from .arith import TaylorSigmoid
 from .cost import counter
@@ -61,7 +74,7 @@ from .dense import Dense
 from .estimate import estimate
 from .latent import LatentUnit
 from .plan import CorePlan
-from .streamutil import RegisterSlice
+from .streamutil import RegisterFifo, RegisterSlice
 
 __all__ = ["Mode", "MODE_CODES", "IMAGE_MODES", "VAECore", "cmd_layout", "out_layout"]
 
@@ -125,7 +138,7 @@ class VAECore(wiring.Component):
     def latency(self) -> dict[str, int]:
         """Per mode: clocks from the ``cmd`` transfer to the last ``o`` transfer of one
         image, input offered densely and ``o`` always ready (from the analytic model)."""
-        return {mode: cycles - 1 for mode, cycles in self.estimate().cycles.items()}
+        return dict(self.estimate().latency)
 
     def elaborate(self, platform):
         m = Module()
@@ -158,66 +171,86 @@ class VAECore(wiring.Component):
         wiring.connect(m, wiring.flipped(self.o), out_slice.o)
         out = out_slice.i
 
-        # ---- job control ---------------------------------------------------
-        busy = Signal()
-        mode = Signal(Mode)
-        sample = Signal()   # the job draws eps (a register: the latent unit's join reads it)
-        is_encode = Signal()
-        is_generate = Signal()
+        # ---- job control: one queue per stage, in job order ------------------
+        # A command pushes one record into the queue of every stage its job passes:
+        # the input gate (a count is enough), the head's router, the latent unit's
+        # merge (head words or generate's zeros) and the output merge.  Each stage pops
+        # its record after the job's last word has passed it, so jobs overlap across
+        # the layers while each stage sees them in command order.
+        depth = plan.queue_depth
+        m.submodules.head_q = head_q = RegisterFifo(depth, unsigned(1))      # encode?
+        m.submodules.latent_q = latent_q = RegisterFifo(
+            depth, data.StructLayout({"from_head": 1, "sample": 1}))
+        m.submodules.out_q = out_q = RegisterFifo(depth, unsigned(1))        # encode?
+        cmd_mode = self.cmd.payload.mode
+        takes_image = cmd_mode != Mode.generate
+        encodes = cmd_mode == Mode.encode
+        # out_q holds every job in flight and the others a subset: its room is theirs
         m.d.comb += [
-            is_encode.eq(mode == Mode.encode),
-            is_generate.eq(mode == Mode.generate),
-            self.cmd.ready.eq(~busy),
-            latent.sample.eq(sample),
+            self.cmd.ready.eq(out_q.i.ready),
+            out_q.i.payload.eq(encodes),
+            head_q.i.payload.eq(encodes),
+            latent_q.i.payload.from_head.eq(takes_image),
+            latent_q.i.payload.sample.eq(cmd_mode.as_value().matches(
+                *(Mode[name] for name in SAMPLING_MODES))),
         ]
-        in_left = counter(art.input_dim + 1)
-        gen_left = counter(2 * L + 1)
-        out_max = max(art.input_dim, 2 * L)
-        out_left = counter(out_max + 1)
-        with m.If(self.cmd.valid & self.cmd.ready):
-            cmd_mode = self.cmd.payload.mode
-            takes_image = cmd_mode != Mode.generate
-            m.d.sync += [
-                busy.eq(1),
-                mode.eq(cmd_mode),
-                sample.eq((cmd_mode == Mode.recon_sample) | (cmd_mode == Mode.generate)),
-                in_left.eq(Mux(takes_image, art.input_dim, 0)),
-                gen_left.eq(Mux(takes_image, 0, 2 * L)),
-                out_left.eq(Mux(cmd_mode == Mode.encode, 2 * L, art.input_dim)),
-            ]
+        accept = self.cmd.valid & self.cmd.ready
+        m.d.comb += [
+            out_q.i.valid.eq(accept),
+            head_q.i.valid.eq(accept & takes_image),
+            latent_q.i.valid.eq(accept & ~encodes),
+        ]
 
-        # ---- input: exactly input_dim words per image job -------------------
+        # ---- input: input_dim words per image job, in command order ----------
+        images_due = counter(depth + 1)    # image jobs whose input has not all arrived
+        in_word = counter(art.input_dim)
         enc0 = encoder[0]
         m.d.comb += [
             enc0.i.payload.eq(self.i.payload),
-            enc0.i.valid.eq(self.i.valid & (in_left != 0)),
-            self.i.ready.eq(enc0.i.ready & (in_left != 0)),
+            enc0.i.valid.eq(self.i.valid & (images_due != 0)),
+            self.i.ready.eq(enc0.i.ready & (images_due != 0)),
         ]
+        image_done = Signal()
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += in_left.eq(in_left - 1)
+            m.d.sync += in_word.eq(Mux(in_word == art.input_dim - 1, 0, in_word + 1))
+            m.d.comb += image_done.eq(in_word == art.input_dim - 1)
+        m.d.sync += images_due.eq(images_due + (accept & takes_image) - image_done)
 
-        # ---- head -> o (encode) or -> latent; zero source for generate ------
-        with m.If(is_generate):
-            m.d.comb += [latent.i.valid.eq(gen_left != 0), latent.i.payload.eq(0)]
-            with m.If(latent.i.valid & latent.i.ready):
-                m.d.sync += gen_left.eq(gen_left - 1)
-        with m.Else():
-            m.d.comb += [
-                latent.i.valid.eq(head.o.valid & ~is_encode),
-                latent.i.payload.eq(head.o.payload),
-            ]
-        m.d.comb += head.o.ready.eq(busy & Mux(is_encode, out.ready,
-                                               latent.i.ready & ~is_generate))
+        # ---- head -> o (encode) or -> latent; generate's zeros -> latent --------
+        # the head's vector belongs to head_q's first job; it goes to o when that is
+        # the oldest job still owed output (out_q's first is an encode job), to the
+        # latent unit when it is the oldest owed a latent vector
+        to_out = out_q.o.valid & out_q.o.payload
+        to_latent = (head_q.o.valid & ~head_q.o.payload
+                     & latent_q.o.valid & latent_q.o.payload.from_head)
+        m.d.comb += head.o.ready.eq(Mux(to_out, out.ready, to_latent & latent.i.ready))
+        head_word = counter(2 * L)
+        with m.If(head.o.valid & head.o.ready):
+            m.d.sync += head_word.eq(Mux(head_word == 2 * L - 1, 0, head_word + 1))
+            m.d.comb += head_q.o.ready.eq(head_word == 2 * L - 1)
 
-        # ---- output ----------------------------------------------------------
+        from_head = latent_q.o.payload.from_head
         m.d.comb += [
-            out.valid.eq(busy & Mux(is_encode, head.o.valid, sigmoid.o.valid)),
-            out.payload.data.eq(Mux(is_encode, head.o.payload, sigmoid.o.payload)),
-            out.payload.last.eq(out_left == 1),
-            sigmoid.o.ready.eq(busy & out.ready & ~is_encode),
+            latent.i.valid.eq(latent_q.o.valid & Mux(from_head, head.o.valid & to_latent, 1)),
+            latent.i.payload.data.eq(Mux(from_head, head.o.payload, 0)),
+            latent.i.payload.sample.eq(latent_q.o.payload.sample),
+        ]
+        latent_word = counter(2 * L)
+        with m.If(latent.i.valid & latent.i.ready):
+            m.d.sync += latent_word.eq(Mux(latent_word == 2 * L - 1, 0, latent_word + 1))
+            m.d.comb += latent_q.o.ready.eq(latent_word == 2 * L - 1)
+
+        # ---- output, in command order -------------------------------------------
+        out_max = max(art.input_dim, 2 * L)
+        out_word = counter(out_max)
+        last_word = Mux(out_q.o.payload, 2 * L - 1, art.input_dim - 1)
+        m.d.comb += [
+            out.valid.eq(out_q.o.valid & Mux(out_q.o.payload, head.o.valid, sigmoid.o.valid)),
+            out.payload.data.eq(Mux(out_q.o.payload, head.o.payload, sigmoid.o.payload)),
+            out.payload.last.eq(out_word == last_word),
+            sigmoid.o.ready.eq(out_q.o.valid & ~out_q.o.payload & out.ready),
         ]
         with m.If(out.valid & out.ready):
-            m.d.sync += out_left.eq(out_left - 1)
-            with m.If(out_left == 1):
-                m.d.sync += busy.eq(0)
+            m.d.sync += out_word.eq(Mux(out_word == last_word, 0, out_word + 1))
+            m.d.comb += out_q.o.ready.eq(out_word == last_word)
         return m

@@ -13,15 +13,14 @@ Datapath for one logvar word::
     eps: GaussianSampler.o  if sample else 0 -+
       --> SigmaRom (3 clk: index, ROM, sigma) --> Reparam (3 clk) --> RegisterSlice --> z_d
 
-``eps`` comes from the sampler only when the ``sample`` input is high
+``eps`` comes from the sampler only when the word's ``sample`` flag is high
 (modes ``recon_sample`` and ``generate``); otherwise it is 0 and the sampler
 is *not* advanced, so the sampler's draws are consumed in order, image-major
 and dimension-minor, over the sampling jobs only -- exactly what
 :class:`model.golden.Sampler` does.  The join transfers when a log-variance
 word is on ``i``, the sampler has a draw (if needed) and the slice has room.
 
-``sample`` must be held stable while an image is in the unit (the core
-drives it from its mode register).  The sampler is free-running and primed
+The sampler is free-running and primed
 ``SamplerPlan.primed`` clocks after reset (a serial sampler's buffer then
 holds ``latent_dim`` draws); a draw requested earlier just waits (the join
 stalls), so correctness never depends on priming, only the cycle count does.
@@ -52,12 +51,12 @@ class LatentUnit(wiring.Component):
 
     Members
     -------
-    i : ``In(stream.Signature(signed(head.out_fmt.width)))``
-        ``2 * latent_dim`` words per image.
+    i : ``In(stream.Signature(StructLayout({"data": signed(head.out_fmt.width), "sample": 1})))``
+        ``2 * latent_dim`` words per image; ``sample`` (1: eps from the Gaussian
+        sampler, 0: eps = 0 and the sampler untouched) travels with every word, so
+        consecutive images of different modes may follow each other through the unit.
     o : ``Out(stream.Signature(signed(z_fmt.width)))``
         ``latent_dim`` words per image.
-    sample : ``In(1)``
-        1: eps from the Gaussian sampler; 0: eps = 0 (sampler untouched).
     """
 
     def __init__(self, plan: CorePlan):
@@ -71,9 +70,9 @@ class LatentUnit(wiring.Component):
                              f"encoder head output format {mu_fmt}")
         self.latency = plan.latent_latency
         super().__init__({
-            "i": In(stream.Signature(signed(mu_fmt.width))),
+            "i": In(stream.Signature(data.StructLayout({"data": signed(mu_fmt.width),
+                                                         "sample": 1}))),
             "o": Out(stream.Signature(signed(artifact.z_fmt.width))),
-            "sample": In(1),
         })
 
     def elaborate(self, platform):
@@ -109,14 +108,15 @@ class LatentUnit(wiring.Component):
         m.submodules.out_slice = out_slice = RegisterSlice(self.o.payload.shape())
         wiring.connect(m, wiring.flipped(self.o), out_slice.o)
         join = in_slice.i
-        eps_ok = ~self.sample | smp.o.valid
+        sample = head.payload.sample
+        eps_ok = ~sample | smp.o.valid
         m.d.comb += [
             join.valid.eq(head.valid & ~in_mu & eps_ok),
             head.ready.eq(in_mu | (eps_ok & join.ready)),
-            smp.o.ready.eq(self.sample & head.valid & ~in_mu & join.ready),
-            join.payload.logvar.eq(head.payload),
+            smp.o.ready.eq(sample & head.valid & ~in_mu & join.ready),
+            join.payload.logvar.eq(head.payload.data),
             join.payload.mu.eq(mu_sel),
-            join.payload.eps.eq(Mux(self.sample, smp.o.payload, 0)),
+            join.payload.eps.eq(Mux(sample, smp.o.payload, 0)),
         ]
 
         # one pipeline: sigma read for the log-variance, then the reparameterization
@@ -138,7 +138,7 @@ class LatentUnit(wiring.Component):
             with m.If(in_mu):
                 for d in range(L):
                     with m.If(n_in == d):
-                        m.d.sync += mus[d].eq(head.payload)
+                        m.d.sync += mus[d].eq(head.payload.data)
         with m.If(join.valid & join.ready):
             m.d.sync += d_out.eq(Mux(d_out == L - 1, 0, d_out + 1))
         return m

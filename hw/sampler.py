@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Signal, Value
 from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
 from model.fixed import (
     IRWIN_HALL_FRAC, IRWIN_HALL_OFFSET, IRWIN_HALL_SPAN, LFSR_BANK, UNIFORM_BITS, Lfsr,
@@ -22,11 +22,10 @@ from model.fixed import (
 from .arith import (
     DEFAULT_MULT_WIDTH, OddPolyUnit, PolyPlan, Ranged, fmt_shape, poly_plan, staged,
 )
-from .cost import Cost, counter, counter_bits
-from .streamutil import Pipeline, RegisterSlice
+from .cost import Cost
+from .streamutil import Pipeline, RegisterFifo, RegisterSlice
 
-__all__ = ["lfsr_next", "tree_spans", "SamplerPlan", "sampler_plan", "DrawBuffer",
-           "GaussianSampler"]
+__all__ = ["lfsr_next", "tree_spans", "SamplerPlan", "sampler_plan", "GaussianSampler"]
 
 
 def lfsr_next(state: Value, lfsr: Lfsr, nbits: int = UNIFORM_BITS) -> tuple[Value, Value]:
@@ -112,7 +111,7 @@ class SamplerPlan:
             cost = cost.plus_registers(self.spec.eps_fmt.width + 1)
         if self.buffer:
             width = self.spec.eps_fmt.width
-            cost = (cost + DrawBuffer.cost(self.buffer, width)).plus_registers(
+            cost = (cost + RegisterFifo.cost(self.buffer, width)).plus_registers(
                 RegisterSlice.register_bits(width))
         return cost
 
@@ -131,50 +130,6 @@ def sampler_plan(spec: SamplerSpec, *, serial: bool = False, buffer: int = 1,
     return SamplerPlan(spec, correction, buffer if serial and correction is not None else 0)
 
 
-class DrawBuffer(wiring.Component):
-    """A FIFO of ``depth`` registers (no memory primitive: its cost is the same flip-flops
-    on every FPGA).  ``o.payload`` is read through a multiplexer from the head entry."""
-
-    def __init__(self, depth: int, shape):
-        if depth < 1:
-            raise ValueError(f"depth must be at least 1, not {depth}")
-        self.depth = depth
-        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
-
-    @staticmethod
-    def cost(depth: int, width: int) -> Cost:
-        if depth == 0:
-            return Cost()
-        return Cost(registers=depth * width + 2 * counter_bits(depth) + counter_bits(depth + 1))
-
-    def elaborate(self, platform):
-        m = Module()
-        depth = self.depth
-        entries = Array(Signal.like(self.i.payload, name=f"entry{k}") for k in range(depth))
-        write = counter(depth)
-        read = counter(depth)
-        count = counter(depth + 1)
-        push = self.i.valid & self.i.ready
-        pop = self.o.valid & self.o.ready
-        m.d.comb += [
-            self.i.ready.eq(count != depth),
-            self.o.valid.eq(count != 0),
-            self.o.payload.eq(entries[read]),
-        ]
-        with m.If(push):
-            m.d.sync += [entries[write].eq(self.i.payload),
-                         write.eq(_next(write, depth))]
-        with m.If(pop):
-            m.d.sync += read.eq(_next(read, depth))
-        m.d.sync += count.eq(count + push - pop)
-        return m
-
-
-def _next(pointer: Signal, depth: int) -> Value:
-    """``(pointer + 1) % depth`` for a ``range(depth)`` counter."""
-    return Mux(pointer == depth - 1, 0, pointer + 1)
-
-
 class GaussianSampler(wiring.Component):
     """A free-running stream of eps in ``spec.eps_fmt``.
 
@@ -185,7 +140,7 @@ class GaussianSampler(wiring.Component):
     requantizes ``S`` to ``eps_fmt`` (wiring only when that is the identity),
     ``'teichroew'`` runs the odd polynomial (:class:`hw.arith.OddPolyUnit`,
     pipelined at one draw per clock or serial on one multiplier) and
-    saturates.  A serial sampler fills a :class:`DrawBuffer` ahead of demand.
+    saturates.  A serial sampler fills a :class:`hw.streamutil.RegisterFifo` ahead of demand.
 
     The LFSRs step exactly when a new draw enters the tree, every stage holds
     while the next one cannot take its value, and the buffer is a FIFO: the
@@ -248,7 +203,7 @@ class GaussianSampler(wiring.Component):
             if plan.buffer:
                 # the buffer's head leaves through a register slice: the consumer's ready
                 # stops there instead of running into the buffer's pointers
-                m.submodules.buffer = buffer = DrawBuffer(plan.buffer, fmt_shape(spec.eps_fmt))
+                m.submodules.buffer = buffer = RegisterFifo(plan.buffer, fmt_shape(spec.eps_fmt))
                 m.submodules.out_slice = out_slice = RegisterSlice(fmt_shape(spec.eps_fmt))
                 wiring.connect(m, unit.o, buffer.i)
                 wiring.connect(m, buffer.o, out_slice.i)

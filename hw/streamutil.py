@@ -27,7 +27,9 @@ from amaranth.hdl import Module, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Pipeline", "RegisterSlice"]
+from .cost import Cost, counter, counter_bits
+
+__all__ = ["Pipeline", "RegisterSlice", "RegisterFifo"]
 
 
 class Pipeline:
@@ -126,4 +128,54 @@ class RegisterSlice(wiring.Component):
                 m.d.sync += [out.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
         with m.Elif(self.i.valid & self.i.ready):
             m.d.sync += [spare.eq(self.i.payload), spare_valid.eq(1)]
+        return m
+
+
+
+class RegisterFifo(wiring.Component):
+    """A FIFO of ``depth`` registers (no memory primitive: its cost is the same flip-flops
+    on every FPGA), shifting like an SRL FIFO: a push moves every entry up one and
+    writes entry 0, so all entries share one enable (on an iCE40 every distinct
+    enable splits a logic block: per-entry write enables made the board's placer
+    fail); ``o.payload`` is entry ``count - 1``, the oldest, read through a
+    multiplexer.
+
+    The serial sampler buffers its draws in one; the core keeps each stage's job
+    records (a job's mode bits) in one per stage, pushed at the command and
+    popped after the job's last word has passed the stage.
+    """
+
+    def __init__(self, depth: int, shape):
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, not {depth}")
+        self.depth = depth
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+    @staticmethod
+    def cost(depth: int, width: int) -> Cost:
+        if depth == 0:
+            return Cost()
+        return Cost(registers=depth * width + counter_bits(depth + 1))
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self.depth
+        entries = [Signal.like(self.i.payload, name=f"entry{k}") for k in range(depth)]
+        count = counter(depth + 1)
+        push = self.i.valid & self.i.ready
+        pop = self.o.valid & self.o.ready
+        m.d.comb += [
+            self.i.ready.eq(count != depth),
+            self.o.valid.eq(count != 0),
+        ]
+        with m.Switch(count):   # the oldest entry; count 0 (nothing valid) reads the last
+            for k, entry in enumerate(entries[:-1]):
+                with m.Case(k + 1):
+                    m.d.comb += self.o.payload.eq(entry)
+            with m.Default():
+                m.d.comb += self.o.payload.eq(entries[-1])
+        with m.If(push):
+            m.d.sync += [entries[0].eq(self.i.payload),
+                         *(entry.eq(before) for entry, before in zip(entries[1:], entries))]
+        m.d.sync += count.eq(count + push - pop)
         return m

@@ -92,14 +92,16 @@ def rom_images(core: VAECore) -> dict[str, dict]:
     art = core.artifact
     out = {}
     for plan in core.plan.dense:
-        spec, lanes = plan.spec, plan.lanes
+        spec, lanes, simd = plan.spec, plan.lanes, plan.simd
         w_image, b_image = dense_rom_images(spec, art.weights[spec.name], art.biases[spec.name],
-                                            lanes)
+                                            lanes, simd)
         ww = spec.w_fmt.width
         out[f"{spec.name}_w.hex"] = {
-            "values": weight_rom_words(w_image, ww), "width": ww * lanes, "depth": plan.depth,
-            "what": f"layer {spec.name} weights, all {lanes} lanes in one word: entry "
-                    f"p*{spec.n_in}+i, bits [{ww}k, {ww}k+{ww}) = W[p*{lanes}+k, i]"}
+            "values": weight_rom_words(w_image, ww), "width": ww * plan.multipliers,
+            "depth": plan.depth,
+            "what": f"layer {spec.name} weights, all {lanes} lanes x {simd} SIMD in one word: "
+                    f"entry p*{plan.groups}+g, bits [{ww}s, {ww}s+{ww}) with s = k*{simd}+j "
+                    f"= W[p*{lanes}+k, g*{simd}+j] (0 past the matrix)"}
         for k in range(lanes):
             out[f"{spec.name}_b{k}.hex"] = {
                 "values": b_image[k], "width": plan.bias_span.width, "depth": plan.passes,
@@ -120,6 +122,7 @@ def describe_core(core: VAECore, name: str) -> dict:
         "module": name,
         "preset": art.preset,
         "lanes": {layer.name: layer.lanes for layer in est.layers},  # as built (<= n_out)
+        "simd": {layer.name: layer.simd for layer in est.layers},    # as built (<= n_in)
         "config": {"mult_width": est.mult_width, "block_ram": est.block_ram,
                    "serial_sigmoid": est.serial_sigmoid, "serial_sampler": est.serial_sampler},
         "ports": port_map(core),
@@ -134,15 +137,17 @@ def describe_core(core: VAECore, name: str) -> dict:
         "words": {"input": art.input_dim, "output": {m: 2 * art.latent_dim if m == "encode"
                                                      else art.input_dim for m in MODES}},
         "protocol": [
-            "one job at a time: cmd (payload.mode = mode code) is taken only while idle",
-            "modes recon_mu, recon_sample, encode: send input words on i (i.ready is low "
-            "outside the job and after its input words)",
+            "jobs are pipelined: cmd (payload.mode = mode code) is taken while earlier jobs "
+            "are in flight, up to queue_depth jobs ahead of the output",
+            "modes recon_mu, recon_sample, encode: send input_dim words on i per job, in "
+            "command order (i.ready is low while no commanded job still owes input)",
             "generate takes no input",
-            "collect o words until payload.last; the next cmd is taken one clock later",
+            "o carries each job's words in command order; payload.last marks a job's last word",
             "sampler draws: image-major, dim-minor over recon_sample and generate jobs since reset",
         ],
+        "queue_depth": core.plan.queue_depth,
         "latency": core.latency,
-        "cycles_per_image": est.cycles,
+        "cycles_per_image": est.ii,
         "estimate": est.to_dict(),
     }
 

@@ -746,3 +746,5 @@ def eps_from_uniforms(uniform_sum, spec: SamplerSpec):
 #: recon_mu: x -> decode(mu); recon_sample: x -> decode(mu + sigma*eps);
 #: generate: decode(eps) with z drawn by the sampler; encode: x -> (mu, logvar).
 MODES: tuple[str, ...] = ("recon_mu", "recon_sample", "generate", "encode")
+#: The modes that draw eps from the sampler (latent_dim draws per job, in job order).
+SAMPLING_MODES: tuple[str, ...] = ("recon_sample", "generate")

@@ -7,10 +7,12 @@ Sections (--only picks some):
 * throughput: the golden model against the float PyTorch model, MNIST
   recon_mu on the 1,000 test images, 1 and 2 threads each (goal: >= 0.5);
 * cosim: co-simulation images/s of the trained cores in Icarus and
-  Verilator, every mode, and their cycles per image against the analytic
-  model (every word checked against the golden model);
-* cycles: cycles per image of the MNIST core in Amaranth's simulator for
-  several lane counts, against the analytic model and sum(MACs / lanes);
+  Verilator, every mode, images back to back, and their latency and II
+  against the analytic model (every word checked against the golden model);
+* plans: the lane planner's MNIST cores for several multiplier budgets, their
+  II and latency in Amaranth's simulator against the estimate and the ideal
+  (the slowest layer's MACs / lanes; goal: within 1.05), and images/s at
+  100 MHz (goal with the ULX3S-85F's 156 blocks: >= 60,000);
 * boards: resources, Fmax and images/s at Fmax of every board build found
   under build/board/<board>/synth.json (the rest are skipped with a note).
 """
@@ -29,12 +31,17 @@ from hw.plan import parse_lanes
 from hw.presets import default_lanes
 from model.fixed import MODES
 
-SECTIONS = ("throughput", "cosim", "cycles", "boards")
+SECTIONS = ("throughput", "cosim", "plans", "boards")
 #: Images per co-simulation run: enough for a steady rate, few enough for a
 #: short run (Icarus takes ~0.5 s per MNIST reconstruction).
 COSIM_IMAGES = {"iris": {"icarus": 150, "verilator": 150},
                 "mnist": {"icarus": 4, "verilator": 50}}
 THROUGHPUT_GOAL = 0.5
+#: Lane plans: II within this factor of the slowest layer's MACs / lanes, and with the
+#: ULX3S-85F's multiplier blocks at least RATE_GOAL images/s at PLAN_MHZ.
+IDEAL_GOAL = 1.05
+RATE_GOAL = 60_000
+PLAN_MHZ = 100
 
 
 def parse_args(argv, prog=None):
@@ -47,9 +54,10 @@ def parse_args(argv, prog=None):
     p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     p.add_argument("--iris-lanes", type=parse_lanes, default=default_lanes("iris"))
     p.add_argument("--mnist-lanes", type=parse_lanes, default=default_lanes("mnist"))
-    p.add_argument("--lanes", type=parse_lanes, nargs="+", default=[4, 8, 16, 32, 64],
-                   help="lane configurations of the cycles section")
-    p.add_argument("--cycles-mode", default="recon_sample", choices=MODES)
+    p.add_argument("--budgets", type=int, nargs="+", default=[40, 80, 120, 156],
+                   help="multiplier budgets of the plans section")
+    p.add_argument("--plan-modes", nargs="+", choices=MODES, default=["recon_sample", "encode"],
+                   help="modes the plans section simulates")
     p.add_argument("--repeats", type=int, default=20, help="timing repeats (best counts)")
     return p.parse_args(argv)
 
@@ -95,6 +103,8 @@ def bench_cosim(args, rows: list, notes: list, problems: list) -> list[dict]:
     from sim.designs import core_design
     from sim.runner import SIMULATORS, simulator_problem
 
+    from scripts.cosim import drop_lists
+
     sims = [sim for sim in SIMULATORS if not simulator_problem(sim)]
     notes += [f"co-simulation: {sim} skipped: {simulator_problem(sim)}"
               for sim in SIMULATORS if sim not in sims]
@@ -112,12 +122,14 @@ def bench_cosim(args, rows: list, notes: list, problems: list) -> list[dict]:
         cosim, x = cosims[preset, sim]
         n = min(COSIM_IMAGES[preset][sim], len(x))
         run, _ = cosim.run(mode, x=x[:n], n=n, workdir=work / preset, quiet=True)
-        run.pop("cycles", None)
+        drop_lists(run)
         results.append({"preset": preset, **run})
-        if run["mismatches"] or run["protocol_errors"] or not run["latency_agrees"]:
+        if (run["mismatches"] or run["protocol_errors"] or not run["latency_agrees"]
+                or not run.get("ii_agrees", True)):
             problems.append(f"co-simulation {preset} {sim} {mode}: {run['mismatches']} "
                             f"mismatches, {len(run['protocol_errors'])} protocol errors, "
-                            f"latency agrees with the model: {run['latency_agrees']}")
+                            f"latency agrees with the model: {run['latency_agrees']}, "
+                            f"II agrees: {run.get('ii_agrees')}")
         tqdm.write(f"{preset} {sim} {mode}: {run['images']} images, {run['mismatches']} "
                    f"mismatches, {run['images_per_second']:.1f} img/s, "
                    f"{run['cycles_per_image']:.0f} cycles/image")
@@ -136,55 +148,62 @@ def bench_cosim(args, rows: list, notes: list, problems: list) -> list[dict]:
                                f"{_lanes_text(lanes[preset])}, "
                                f"{'/'.join(str(r['images']) for r in runs)} images",
                                measured, "", ratio))
-            # Every job but the first after reset (the sampler primes) takes the same cycles.
-            steady, first, model = (runs[0]["cycles_min"], runs[0]["first_image_cycles"],
-                                    runs[0]["latency_model"])
+            r = runs[0]
             cycle_rows.append((
-                "cycles/image", f"{preset} {mode}, lanes {_lanes_text(lanes[preset])} "
-                f"(co-simulation)", _grouped(steady)
-                + ("" if first == steady else f" (first after reset {_grouped(first)})"),
-                f"analytic model {_grouped(model)}", f"{steady / model:.3f}"))
+                "II, latency", f"{preset} {mode}, lanes {_lanes_text(lanes[preset])} "
+                f"(co-simulation, {r['sim']})",
+                f"II {_grouped(r['ii_measured'])}, latency {_grouped(r['latency_measured'])}",
+                f"estimate {_grouped(r['ii_model'])} / {_grouped(r['latency_model'])}",
+                f"{r['ii_measured'] / r['ii_model']:.3f}"))
     rows += speed_rows + cycle_rows
     return results
 
 
-def bench_cycles(args, rows: list, problems: list) -> list[dict]:
-    """One image per lane count in Amaranth's simulator, bit-exact against the golden model."""
+def bench_plans(args, rows: list, problems: list) -> list[dict]:
+    """The lane planner at several multiplier budgets (the ULX3S-85F's core options):
+    II and latency in Amaranth's simulator against the estimate and the ideal."""
+    from hw.boards import board
     from hw.core import VAECore
     from hw.estimate import estimate
-    from hw.plan import core_plan
+    from hw.planner import plan_for_budget
     from model.artifact import load_artifact
-    from sim.pysim import job_errors, random_jobs, run_core
+    from sim.pysim import measure_mode
 
     art = load_artifact(args.build / "mnist/quant")
-    mode = args.cycles_mode
-    jobs = random_jobs(art, [mode], seed=0)
+    ulx3s = board("ulx3s-85f")
     results = []
-    for lanes in tqdm(args.lanes, desc="cycles (Amaranth simulation)", unit="config"):
-        plan = core_plan(art, lanes)
+    for budget in tqdm(args.budgets, desc="lane plans (Amaranth simulation)", unit="budget"):
+        plan = plan_for_budget(art, budget, **ulx3s.core_options())
         est = estimate(plan)
-        start = time.perf_counter()
-        outputs, timing = run_core(VAECore(plan), jobs)
-        cycles = timing[0][1] - timing[0][0] + 1
-        ideal = est.ideal_cycles[mode]
-        results.append({
-            "lanes": lanes, "mode": mode, "sim_cycles": cycles, "model_cycles": est.cycles[mode],
-            "ideal_cycles": ideal, "sim_over_ideal": cycles / ideal,
-            "bit_exact": not job_errors(art, jobs, outputs),
-            "macs": est.macs_per_image[mode], "multipliers": est.multipliers,
-            "block_ram_bits": est.memory_bits["block"], "register_bits": est.register_bits,
-            "sim_wall_s": round(time.perf_counter() - start, 1),
-            "layers": [{"name": l.name, "lanes": l.lanes, "passes": l.passes, "cycles": l.cycles,
-                        "ideal_cycles": l.ideal_cycles} for l in est.layers]})
-        r = results[-1]
-        if not r["bit_exact"] or cycles != r["model_cycles"]:
-            problems.append(f"Amaranth simulation at {_lanes_text(lanes)} lanes: bit-exact "
-                            f"{r['bit_exact']}, {cycles} cycles, analytic {r['model_cycles']}")
-        rows.append(("cycles/image", f"mnist {mode}, {_lanes_text(lanes)} lanes (Amaranth sim; "
-                     f"analytic {_grouped(r['model_cycles'])}; "
-                     f"{r['multipliers']} multiplier blocks)",
-                     _grouped(cycles), f"sum(MACs/lanes) {_grouped(ideal)}",
-                     f"{r['sim_over_ideal']:.3f}"))
+        core = VAECore(plan)
+        for mode in args.plan_modes:
+            start = time.perf_counter()
+            errors, latency, gaps = measure_mode(core, mode, 3, seed=0)
+            ii, ideal = gaps[-1], est.ideal_ii[mode]
+            rate = PLAN_MHZ * 1e6 / ii
+            r = {"budget": budget, "lanes": plan.lanes, "multipliers": est.multipliers,
+                 "mode": mode, "sim_ii": ii, "model_ii": est.ii[mode], "sim_latency": latency,
+                 "model_latency": est.latency[mode], "ideal_ii": ideal,
+                 "ii_over_ideal": ii / ideal, f"images_per_s_at_{PLAN_MHZ}mhz": rate,
+                 "bit_exact": not errors, "sim_wall_s": round(time.perf_counter() - start, 1)}
+            results.append(r)
+            if errors or ii != r["model_ii"] or latency != r["model_latency"]:
+                problems.append(f"plan for {budget} blocks, {mode}: bit-exact {not errors}, "
+                                f"II {ii} (estimate {r['model_ii']}), latency {latency} "
+                                f"(estimate {r['model_latency']})")
+            if ii > IDEAL_GOAL * ideal:
+                problems.append(f"plan for {budget} blocks, {mode}: II {ii} above "
+                                f"{IDEAL_GOAL} x the ideal {ideal:.0f}")
+            rows.append(("plan", f"mnist {mode}, budget {budget}: lanes {_lanes_text(plan.lanes)},"
+                         f" {est.multipliers} blocks", f"II {_grouped(ii)}, latency "
+                         f"{_grouped(latency)} ({_grouped(rate)} img/s at {PLAN_MHZ} MHz)",
+                         f"estimate {_grouped(r['model_ii'])} / {_grouped(r['model_latency'])};"
+                         f" ideal {_grouped(ideal)}", f"{ii / ideal:.3f}"))
+        if budget == ulx3s.multipliers:
+            worst = min(r[f"images_per_s_at_{PLAN_MHZ}mhz"] for r in results[-len(args.plan_modes):])
+            if worst < RATE_GOAL:
+                problems.append(f"{budget} blocks: {worst:,.0f} images/s at {PLAN_MHZ} MHz, "
+                                f"below {RATE_GOAL:,}")
     return results
 
 
@@ -216,7 +235,7 @@ def main(argv=None, prog: str | None = None) -> int:
     result: dict = {"sections": args.only}
     steps = {"throughput": lambda: bench_throughput(args, rows, problems),
              "cosim": lambda: bench_cosim(args, rows, notes, problems),
-             "cycles": lambda: bench_cycles(args, rows, problems),
+             "plans": lambda: bench_plans(args, rows, problems),
              "boards": lambda: bench_boards(args, rows, notes)}
     for number, section in enumerate(args.only, 1):
         print(f"[{number}/{len(args.only)}] {section}", flush=True)

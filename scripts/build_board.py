@@ -20,7 +20,7 @@ from pathlib import Path
 
 from hw.bitstream import BuildError, build_bitstream
 from hw.boards import BOARDS, board as lookup_board
-from hw.plan import parse_lanes
+from hw.planner import add_plan_arguments, plan_from_args
 from hw.protocol import DEFAULT_BAUD
 from model.artifact import ArtifactError, load_artifact
 from model.tables import format_table
@@ -34,8 +34,8 @@ def main(argv=None, prog: str | None = None) -> int:
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--preset", help="use build/<preset>/quant (default: the board's preset)")
     src.add_argument("--artifact", type=Path, help="quantized artifact directory")
-    parser.add_argument("--lanes", type=parse_lanes, default=None,
-                        help="MAC lanes, one or one per layer (default: the board's)")
+    add_plan_arguments(parser, freq=False)  # --lanes (default: the board's), --multipliers,
+    #                                          --target-ips (at --freq)
     parser.add_argument("--freq", type=float, default=None,
                         help="sync clock in MHz (default: the board's; a multiple of 3 MHz "
                              "keeps the 3 Mbaud UART exact)")
@@ -53,8 +53,11 @@ def main(argv=None, prog: str | None = None) -> int:
             raise ArtifactError(f"no artifact at {path} (`make quantize` trains and quantizes "
                                 "the presets)")
         artifact = load_artifact(path)
+        plan = plan_from_args(args, artifact, board.lanes, mhz=args.freq or board.clock_mhz,
+                              **board.core_options())
         summary = build_bitstream(board, artifact, args.out or Path("build/board") / board.name,
-                                  lanes=args.lanes, clock_mhz=args.freq, baud=args.baud,
+                                  lanes=plan.lanes, simd=plan.simd, clock_mhz=args.freq,
+                                  baud=args.baud,
                                   seed=args.seed)
     except (BuildError, ArtifactError, ValueError) as exc:
         print(f"bitstream: {exc}", file=sys.stderr)

@@ -8,7 +8,8 @@ one simulation (cocotb; seeded random valid/ready stalls with --stall),
 compare every output word with model.golden, and write
 
 * ``OUT/cosim.json``: one row per (simulator, mode) with sim, mode, images,
-  mismatches, cycles_per_image, images_per_second, build time, ...;
+  mismatches, latency and II measured and estimated, cycles_per_image (the run's
+  clocks over its images), images_per_second, build time, ...;
 * ``OUT/cosim_rtl.npz``: the RTL's outputs (``<sim>/<mode>``), the golden
   outputs (``golden/<mode>``) and the inputs (``x``), all ints.
 
@@ -27,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.plan import parse_lanes
-from hw.presets import DEFAULT_LANES, preset_lanes_help
+from hw.planner import add_plan_arguments, plan_from_args
+from hw.presets import DEFAULT_LANES, default_lanes
 from model.fixed import MODES
 from model.tables import format_table, json_default
 from sim.runner import SIMULATORS, SimulationFailed, SimulatorMissing, simulator_problem
@@ -52,9 +53,7 @@ def parse_args(argv=None, prog=None):
     p.add_argument("--icarus-images", type=int, default=None,
                    help="cap on images per mode for Icarus (it is ~10-100x slower than "
                         "Verilator on the MNIST core); default: same as --images")
-    p.add_argument("--lanes", type=parse_lanes, default=None,
-                   help="MAC lanes: one int, or one per layer, comma-separated "
-                        f"(default: the preset's, {preset_lanes_help()})")
+    add_plan_arguments(p)   # --lanes (default: the preset's), --multipliers, --target-ips
     p.add_argument("--stall", type=float, default=0.0,
                    help="probability per cycle of a valid/ready gap (0 for speed runs)")
     p.add_argument("--burst", type=int, default=3, help="longest stall, cycles")
@@ -98,14 +97,21 @@ def load(args):
     return artifact, preset, load_inputs(artifact, preset, args.data_dir)
 
 
+def drop_lists(results: dict) -> None:
+    """The per-job lists (cmd-to-last cycles, gaps between jobs) stay out of the rows."""
+    results.pop("cycles", None)
+    results.pop("gaps", None)
+
+
 def runs_table(rows: list[dict]) -> str:
-    head = ("sim", "mode", "images", "mismatches", "cycles/img", "model", "thru cyc/img",
-            "img/s", "sim s", "build s")
+    head = ("sim", "mode", "images", "mismatches", "latency", "model", "II", "model",
+            "cycles/img", "img/s", "sim s", "build s")
     return format_table(head, [
-        (r["sim"], r["mode"], r["images"], r["mismatches"], f"{r['cycles_per_image']:.1f}",
-         r.get("latency_model", ""), f"{r['throughput_cycles_per_image']:.1f}",
-         f"{r['images_per_second']:.1f}", f"{r['sim_seconds']:.1f}",
-         f"{r.get('build_seconds', 0):.0f}") for r in rows], right=range(2, len(head)))
+        (r["sim"], r["mode"], r["images"], r["mismatches"], r.get("latency_measured", ""),
+         r.get("latency_model", ""), r.get("ii_measured", ""), r.get("ii_model", ""),
+         f"{r['cycles_per_image']:.1f}", f"{r['images_per_second']:.1f}",
+         f"{r['sim_seconds']:.1f}", f"{r.get('build_seconds', 0):.0f}") for r in rows],
+        right=range(2, len(head)))
 
 
 def main(argv=None, prog: str | None = None) -> int:
@@ -128,7 +134,11 @@ def main(argv=None, prog: str | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.monotonic()
-    design = core_design(artifact, args.lanes)
+    try:
+        plan = plan_from_args(args, artifact, default_lanes(preset))
+    except ValueError as exc:   # hw.planner.PlanError, or lanes the layers cannot take
+        raise SystemExit(f"error: {exc}") from None
+    design = core_design(artifact, plan.lanes, simd=plan.simd)
     print(f"{preset}: core with lanes={design.meta['lanes']}, Verilog "
           f"{len(design.verilog) / 1e6:.1f} MB ({time.monotonic() - t0:.1f} s); "
           f"simulators {', '.join(sims)}; modes {', '.join(modes)}", flush=True)
@@ -172,7 +182,7 @@ def main(argv=None, prog: str | None = None) -> int:
                 burst=args.burst, seed=args.seed, progress_every=every,
                 expected=expected[mode][:count], quiet=args.quiet)
             results["build_seconds"] = build_seconds
-            results.pop("cycles", None)
+            drop_lists(results)
             if cosim.simulation.waves_path:
                 results["waves"] = str(cosim.simulation.waves_path)
             with lock:
@@ -192,7 +202,7 @@ def main(argv=None, prog: str | None = None) -> int:
                                        seed=args.seed + 1, test="reset_mid_image",
                                        expected=expected[mode][:rcount], quiet=True)
                 with lock:
-                    results.pop("cycles", None)
+                    drop_lists(results)
                     results["test"] = "reset_mid_image"
                     rows.append(results)
                     print(f"[{sim}] {mode}: reset mid-image test, {results['mismatches']} "

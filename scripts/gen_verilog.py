@@ -5,7 +5,9 @@
     fxvae verilog --random mnist --lanes 16 --out build/rtl_random   # no training needed
 
 ``--lanes`` is one value for every layer or one per layer (encoder then
-decoder order); the default is the preset's (:mod:`hw.presets`).  The
+decoder order); the default is the preset's (:mod:`hw.presets`).
+``--multipliers N`` or ``--target-ips RATE --freq MHZ`` plan them instead
+(:mod:`hw.planner`).  The
 Verilog is reproducible: Amaranth's bundled Yosys, no ``src`` attributes
 unless ``--emit-src``.
 """
@@ -19,8 +21,8 @@ from pathlib import Path
 
 from hw.cost import BLOCK_RAMS
 from hw.mult import MULT_WIDTHS
-from hw.plan import parse_lanes
-from hw.presets import DEFAULT_LANES, default_lanes, preset_lanes_help
+from hw.planner import add_plan_arguments, plan_from_args
+from hw.presets import DEFAULT_LANES, default_lanes
 
 
 def main(argv=None, prog: str | None = None) -> int:
@@ -29,9 +31,7 @@ def main(argv=None, prog: str | None = None) -> int:
     src.add_argument("--artifact", type=Path, help="artifact directory (or its artifact.json)")
     src.add_argument("--random", metavar="PRESET", choices=list(DEFAULT_LANES),
                      help="a deterministic random artifact of a preset's shape instead")
-    parser.add_argument("--lanes", type=parse_lanes, default=None,
-                        help="MAC lanes: one int, or one per layer, comma-separated (default: "
-                             f"the preset's, {preset_lanes_help()})")
+    add_plan_arguments(parser)  # --lanes (default: the preset's), --multipliers, --target-ips
     parser.add_argument("--target", choices=sorted(MULT_WIDTHS), default="ecp5",
                         help="FPGA family whose multiplier blocks set the product split "
                              "(ecp5: 18x18, ice40: 16x16) and whose block RAMs the weight ROMs "
@@ -62,11 +62,11 @@ def main(argv=None, prog: str | None = None) -> int:
     else:
         artifact = random_artifact(args.random)
     try:
-        lanes = default_lanes(artifact.preset) if args.lanes is None else args.lanes
-        paths = write_core(artifact, lanes, args.out, name=args.name, hex_files=args.hex,
-                           emit_src=args.emit_src, mult_width=MULT_WIDTHS[args.target],
-                           block_ram=BLOCK_RAMS[args.target],
-                           serial_sigmoid=args.serial_sigmoid, serial_sampler=args.serial_sampler)
+        options = {"mult_width": MULT_WIDTHS[args.target], "block_ram": BLOCK_RAMS[args.target],
+                   "serial_sigmoid": args.serial_sigmoid, "serial_sampler": args.serial_sampler}
+        plan = plan_from_args(args, artifact, default_lanes(artifact.preset), **options)
+        paths = write_core(artifact, plan.lanes, args.out, name=args.name, hex_files=args.hex,
+                           emit_src=args.emit_src, **options)
     except (ValueError, TypeError) as exc:
         parser.error(str(exc))
     desc = json.loads(paths["json"].read_text())
@@ -76,7 +76,9 @@ def main(argv=None, prog: str | None = None) -> int:
     if "hex" in paths:
         print(f"{paths['hex']}/  ({len(desc['hex']['roms'])} ROM files)")
     print(f"lanes {desc['lanes']}")
-    print("cycles/image " + ", ".join(f"{m} {c}" for m, c in desc["cycles_per_image"].items()))
+    print("II (clocks per image, jobs back to back) "
+          + ", ".join(f"{m} {c}" for m, c in est["ii"].items()))
+    print("latency (clocks, one job) " + ", ".join(f"{m} {c}" for m, c in est["latency"].items()))
     print(f"multiplier blocks {est['multipliers']} ({est['mult_width']}x{est['mult_width']})  "
           f"block-RAM bits {est['memory_bits']['block']}  registers {est['register_bits']}")
     return 0

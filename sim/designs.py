@@ -83,14 +83,17 @@ def sampler_design(spec, *, build_root=None) -> Design:
 def core_design(artifact, lanes=None, *, build_root=None, **options) -> Design:
     """The core at ``lanes`` (default: :func:`hw.presets.default_lanes` of the
     artifact's preset) and the other knobs of :func:`hw.plan.core_plan` (``options``);
-    ``meta`` holds the lanes, the options, the preset and the latency per mode."""
+    ``meta`` holds the lanes, the options, the preset, the latency and the II per mode."""
     lanes = default_lanes(artifact.preset) if lanes is None else lanes
     toplevel = "fxvae_core"
 
     def make():
         core = VAECore(core_plan(artifact, lanes, **options))
-        return design_from_component(core, toplevel, block="core", lanes=lanes, options=options,
-                                     preset=artifact.preset, latency=core.latency)
+        # (meta is stored as JSON: a block RAM by its primitive's name)
+        shown = {k: getattr(v, "primitive", v) for k, v in options.items()}
+        return design_from_component(core, toplevel, block="core", lanes=lanes, options=shown,
+                                     preset=artifact.preset, latency=core.latency,
+                                     ii=core.estimate().ii)
 
     key = {"toplevel": toplevel, "artifact": artifact_digest(artifact), "lanes": lanes,
            "options": options}

@@ -29,7 +29,7 @@ from hw.core import Mode, VAECore
 from model.golden import GoldenModel, Sampler
 from model.random_artifact import random_inputs
 
-__all__ = ["stream_put", "stream_get", "run_stream", "run_core", "random_jobs",
+__all__ = ["stream_put", "stream_get", "run_stream", "run_core", "measure_mode", "random_jobs",
            "golden_jobs", "job_errors"]
 
 async def stream_put(ctx, stream, payloads, rng, p_gap: float = 0.0) -> None:
@@ -102,9 +102,8 @@ def run_core(core: VAECore, jobs, *, p_gap: float = 0.0, p_stall: float = 0.0,
     words it produced (up to and including the one with ``last``, or
     ``expected + 1`` words if ``last`` never comes), and ``(cmd_edge,
     last_edge)``, the clock edges (counted from reset) of the command's and
-    the last word's transfers.  ``last_edge - cmd_edge + 1`` is the job's
-    period in clocks (the next command is taken one clock after the last
-    word at the earliest).
+    the last word's transfers.  Commands are offered as soon as the previous
+    one is taken, so jobs overlap in the core as far as it lets them.
     """
     art = core.artifact
     settle = core.plan.sampler.primed  # clocks after reset before the first command
@@ -163,6 +162,19 @@ def run_core(core: VAECore, jobs, *, p_gap: float = 0.0, p_stall: float = 0.0,
     sim.add_testbench(testbench)
     sim.run()
     return outputs, list(zip(cmd_edges, timing))
+
+
+def measure_mode(core: VAECore, mode: str, n: int = 4, *, seed: int = 0):
+    """``n`` jobs of ``mode`` back to back, input dense, ``o`` always ready: returns
+    ``(errors, latency, gaps)`` -- :func:`job_errors`, the first job's clocks from
+    its ``cmd`` to its last word (the core idle before it), and the clocks between
+    consecutive jobs' last words (II once the pipeline is full: the first gaps
+    may be longer while the stages settle into step)."""
+    jobs = random_jobs(core.artifact, [mode] * n, seed=seed)
+    outputs, timing = run_core(core, jobs, seed=seed)
+    lasts = [last for _, last in timing]
+    return (job_errors(core.artifact, jobs, outputs), timing[0][1] - timing[0][0],
+            [b - a for a, b in zip(lasts, lasts[1:])])
 
 
 def random_jobs(artifact, modes, seed: int) -> list[tuple[str, np.ndarray | None]]:

@@ -15,7 +15,8 @@ from hw.cost import BLOCK_RAMS, BlockRam
 from hw.dense import Dense, dense_plan
 from hw.plan import core_plan
 from model.random_artifact import random_artifact
-from hw.sampler import DrawBuffer, GaussianSampler, sampler_plan
+from hw.sampler import GaussianSampler, sampler_plan
+from hw.streamutil import RegisterFifo
 from model.artifact import DenseSpec
 from model.fixed import Fmt, ReparamSpec, sampler_spec, sigma_rom_spec, sigmoid_spec
 
@@ -64,17 +65,19 @@ def test_reparam_and_sigma_rom(mult_width):
     assert got["memory_bits"] == SigmaRom.cost(rom).memory_bits()
 
 
-def test_draw_buffer():
-    assert elaborated(DrawBuffer(5, 16))["registers"] == DrawBuffer.cost(5, 16).registers
+def test_register_fifo():
+    assert elaborated(RegisterFifo(5, 16))["registers"] == RegisterFifo.cost(5, 16).registers
 
 
-@pytest.mark.parametrize("n_in,n_out,lanes,mult_width,block_ram", [
-    (5, 7, 3, 18, None), (4, 16, 1, 16, None), (16, 4, 4, 18, None), (3, 2, 5, 6, None),
-    (5, 7, 3, 18, BlockRam("tiny", ((8, 8), (2, 32)))), (40, 16, 1, 16, BLOCK_RAMS["ice40"])])
-def test_dense(n_in, n_out, lanes, mult_width, block_ram):
+@pytest.mark.parametrize("n_in,n_out,lanes,mult_width,block_ram,simd", [
+    (5, 7, 3, 18, None, 1), (4, 16, 1, 16, None, 1), (16, 4, 4, 18, None, 1),
+    (3, 2, 5, 6, None, 1), (5, 7, 3, 18, BlockRam("tiny", ((8, 8), (2, 32))), 1),
+    (40, 16, 1, 16, BLOCK_RAMS["ice40"], 1), (7, 5, 2, 18, None, 3), (6, 4, 4, 9, None, 2),
+    (40, 16, 3, 16, BLOCK_RAMS["ice40"], 4)])
+def test_dense(n_in, n_out, lanes, mult_width, block_ram, simd):
     spec = DenseSpec("t", n_in, n_out, Fmt(16, 10), Fmt(8, 6), Fmt(16, 10), "relu")
     rng = np.random.default_rng(0)
-    plan = dense_plan(spec, lanes, mult_width, block_ram)
+    plan = dense_plan(spec, lanes, mult_width, block_ram, simd=simd)
     unit = Dense(plan, rng.integers(-128, 128, size=(n_out, n_in)),
                  rng.integers(-100, 100, size=n_out))
     got = elaborated(unit)
@@ -84,7 +87,7 @@ def test_dense(n_in, n_out, lanes, mult_width, block_ram):
 
 
 @pytest.mark.parametrize("options", [{}, {"serial_sigmoid": True, "serial_sampler": True,
-                                          "mult_width": 16}])
+                                          "mult_width": 16}, {"simd": [2, 1, 3, 4]}])
 def test_core_adds_up(options):
     plan = core_plan(random_artifact("iris"), [1, 2, 3, 4], **options)
     got = elaborated(VAECore(plan))

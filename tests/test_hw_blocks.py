@@ -21,7 +21,8 @@ from hw.arith import (
     span_shape, sum_products,
 )
 from hw.mult import product_plan
-from hw.sampler import DrawBuffer, GaussianSampler, sampler_plan
+from hw.sampler import GaussianSampler, sampler_plan
+from hw.streamutil import RegisterFifo
 from hw.verilog import convert as to_verilog
 from model.fixed import (
     LFSR_BANK, Fmt, ReparamSpec, Span, eps_from_uniforms, lfsr_step, odd_poly, reparam,
@@ -448,8 +449,8 @@ def test_serial_sampler_sequence_with_stalls(correction):
     assert got == ints(Sampler(spec).draw(n))
 
 
-def test_draw_buffer_is_a_fifo():
-    dut = DrawBuffer(3, signed(12))
+def test_register_fifo_is_a_fifo():
+    dut = RegisterFifo(3, signed(12))
     words = list(range(-60, 60, 3))
     got = []
     rng = random.Random(5)
@@ -466,4 +467,4 @@ def test_draw_buffer_is_a_fifo():
     sim.run()
     assert got == words
     with pytest.raises(ValueError, match="at least 1"):
-        DrawBuffer(0, signed(4))
+        RegisterFifo(0, signed(4))

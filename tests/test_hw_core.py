@@ -14,7 +14,7 @@ from model.golden import GoldenModel
 from model.quantize import quantize_model
 from model.random_artifact import random_artifact
 from model.vae import VAE, make_config
-from sim.pysim import job_errors, random_jobs, run_core
+from sim.pysim import job_errors, measure_mode, random_jobs, run_core
 
 
 MODES_MIX = ["recon_sample", "encode", "generate", "recon_mu", "recon_sample", "generate",
@@ -28,6 +28,8 @@ MODES_MIX = ["recon_sample", "encode", "generate", "recon_mu", "recon_sample", "
     (1, 0.0, {"mult_width": 16, "serial_sigmoid": True, "serial_sampler": True}),  # iCE40 shape
     (2, 0.3, {"mult_width": 9, "serial_sigmoid": True}),    # every product split into limbs
     (2, 0.0, {"block_ram": BlockRam("tiny", ((8, 8), (2, 32)))}),  # ROMs in 2-bit columns
+    ([3, 2, 5, 4], 0.3, {"simd": [2, 3, 1, 4]}),                  # SIMD, ragged last groups
+    ([1, 4, 16, 1], 0.0, {"simd": [4, 16, 2, 16]}),               # one group per pass
 ])
 def test_iris_core_all_modes_vs_golden(lanes, p, options):
     art = random_artifact("iris", seed=3)
@@ -35,10 +37,8 @@ def test_iris_core_all_modes_vs_golden(lanes, p, options):
     jobs = random_jobs(art, MODES_MIX, seed=11)
     outputs, timing = run_core(core, jobs, p_gap=p, p_stall=p, p_cmd_gap=p, seed=5)
     assert not job_errors(art, jobs, outputs)
-    if p == 0.0:  # no stalls: every job's cycle count is the analytic model's
-        est = core.estimate()
-        for (mode, _), (c0, c1) in zip(jobs, timing):
-            assert c1 - c0 + 1 == est.cycles[mode], mode
+    if p == 0.0:  # no stalls: the first job (into the idle core) takes the model's latency
+        assert timing[0][1] - timing[0][0] == core.estimate().latency[jobs[0][0]]
 
 
 def test_iris_core_minimax_no_correction():
@@ -50,15 +50,15 @@ def test_iris_core_minimax_no_correction():
 
 
 def test_mnist_core_every_mode_vs_golden_and_cycles():
-    """The MNIST shape at 64 lanes: every mode once, then cycle counts vs the model."""
+    """The MNIST shape at 64 lanes: three jobs of each mode back to back, exact, with the
+    model's latency and II."""
     art = random_artifact("mnist", seed=4)
     core = VAECore(core_plan(art, 64))
-    jobs = random_jobs(art, ["recon_sample", "encode", "generate", "recon_mu"], seed=6)
-    outputs, timing = run_core(core, jobs, seed=9)
-    assert not job_errors(art, jobs, outputs)
     est = core.estimate()
-    for (mode, _), (c0, c1) in zip(jobs, timing):
-        assert c1 - c0 + 1 == est.cycles[mode], mode
+    for mode in ("recon_sample", "encode", "generate"):
+        errors, latency, gaps = measure_mode(core, mode, 3, seed=6)
+        assert not errors
+        assert (latency, gaps) == (est.latency[mode], [est.ii[mode]] * 2), mode
 
 
 def test_mnist_core_stalls():

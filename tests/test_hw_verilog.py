@@ -60,7 +60,8 @@ def test_convert_and_lint(preset, lanes, tmp_path):
         "clk", "rst", "cmd__payload", "cmd__valid", "cmd__ready", "i__payload", "i__valid",
         "i__ready", "o__payload", "o__valid", "o__ready"}
     assert desc["modes"] == {"recon_mu": 0, "recon_sample": 1, "generate": 2, "encode": 3}
-    assert desc["cycles_per_image"] == {m: c + 1 for m, c in desc["latency"].items()}
+    assert desc["cycles_per_image"] == desc["estimate"]["ii"]
+    assert desc["latency"] == desc["estimate"]["latency"]
     rc, errors, warnings = lint(paths["verilog"], f"fxvae_{preset}")
     assert rc == 0 and not errors, errors
     # Amaranth's Verilog style only: unused bits, initialised regs, implicit widening, `!x`
