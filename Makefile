@@ -23,7 +23,7 @@ export MPLBACKEND := Agg
 .DEFAULT_GOAL := help
 .SECONDARY:
 .DELETE_ON_ERROR:
-.PHONY: help setup test test-slow demo train quantize verilog sim compare figures bench bench-quant bitstream clean
+.PHONY: help setup test test-slow demo train quantize verilog sim fuzz compare figures bench bench-hw bench-quant bitstream clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -85,8 +85,15 @@ sim: $(ARTIFACTS) ## sign-off: Verilog vs golden model, every mode, Icarus + Ver
 	$(FXVAE) cosim --preset iris --sim both --mode all $(call lanes_arg,iris) --reset-test
 	$(FXVAE) cosim --preset mnist --sim both --mode all $(call lanes_arg,mnist) --reset-test
 
-bench: $(ARTIFACTS) ## speed in one table: golden vs float, co-simulation img/s, cycles vs lanes, boards
+fuzz: setup ## random cores vs golden model and cycle model: 200 in Amaranth, 20 in Verilator
+	$(FXVAE) fuzz --cores 200 --seed 1 --jobs 2
+	$(FXVAE) fuzz --cores 20 --seed 1 --sim verilator --jobs 2
+
+bench: $(ARTIFACTS) ## speed in one table: golden vs float, co-simulation img/s, II vs budgets, boards
 	$(FXVAE) bench $(if $(iris_LANES),--iris-lanes $(iris_LANES)) $(if $(mnist_LANES),--mnist-lanes $(mnist_LANES)) --out $(BUILD)/bench/bench.json
+
+bench-hw: $(BUILD)/mnist/quant/artifact.json ## lane plans for several multiplier budgets: II and latency simulated vs estimated
+	$(FXVAE) bench --only plans boards --out $(BUILD)/bench/bench-hw.json
 
 bench-quant: $(BUILD)/mnist/checkpoint.pt ## quantization, sigmoid and sampler goals (MNIST, W8 and W4+QAT)
 	$(FXVAE) bench-quant --checkpoint $(BUILD)/mnist/checkpoint.pt --out $(BUILD)/bench/quant.json

@@ -25,6 +25,7 @@ COMMANDS = {
     "quantize": "scripts.quantize",
     "verilog": "scripts.gen_verilog",
     "cosim": "scripts.cosim",
+    "fuzz": "scripts.fuzz",
     "figures": "scripts.figures",
     "compare": "scripts.compare",
     "bench-quant": "scripts.bench_quant",

@@ -165,3 +165,55 @@ def test_core_reset_mid_image(sim, mode, iris_untrained, tmp_path):
                            test="reset_mid_image", quiet=True)
     _check(results)
     assert results["aborted"]["output_prefix_exact"]
+
+
+# --------------------------------------------------------------------------
+# The core: queues of mixed modes, several images in flight
+
+
+QUEUE_MODES = ["recon_sample", "encode", "generate", "recon_mu", "generate", "generate",
+               "encode", "recon_sample", "recon_mu", "encode", "recon_sample", "generate"]
+
+
+def _queue(artifact, x, modes):
+    return [(mode, None if mode == "generate" else x[k]) for k, mode in enumerate(modes)]
+
+
+def test_core_job_queue(sim, iris_untrained, tmp_path):
+    """Mixed modes back to back (ragged outputs: encode 2L words, the others input_dim)
+    under random cmd/i/o stalls, then without stalls from a primed sampler: every word
+    and ``last`` exact, and the first job takes exactly the model's latency."""
+    from sim.cosim import CoreCosim
+    artifact, x = iris_untrained
+    cosim = CoreCosim(artifact, sim)
+    jobs = _queue(artifact, x, QUEUE_MODES)
+    lengths = [2 * artifact.latent_dim if m == "encode" else artifact.input_dim
+               for m in QUEUE_MODES]
+    results, rtl = cosim.run_jobs(jobs, workdir=tmp_path / "stalls", stall_cmd=0.5,
+                                  stall_in=0.3, stall_out=0.4, burst=4, seed=3, quiet=True)
+    _check(results)
+    assert results["images"] == len(jobs) and results["lengths"] == lengths
+    assert results["received_words"] == sum(lengths) and rtl.shape == (len(jobs), max(lengths))
+    results, _ = cosim.run_jobs(jobs, workdir=tmp_path / "free", settle=True, quiet=True)
+    _check(results)
+    assert results["latency_agrees"], (results["latency_measured"], results["latency_model"])
+
+
+def test_core_reset_in_flight(sim, iris_untrained, tmp_path):
+    """Several jobs in flight (four commands taken, images in different layers, some
+    output taken or none), a reset, then a mixed queue exact against golden outputs
+    from a fresh sampler."""
+    from sim.cosim import CoreCosim
+    artifact, x = iris_untrained
+    cosim = CoreCosim(artifact, sim)
+    in_flight = _queue(artifact, x[20:], ["recon_sample", "generate", "encode", "recon_mu"])
+    jobs = _queue(artifact, x, QUEUE_MODES[:8])
+    for take, stall in ((0, 0.0), (2 * artifact.input_dim + 1, 0.3)):
+        results, _ = cosim.run_reset_in_flight(in_flight, jobs, workdir=tmp_path / str(take),
+                                               take=take, stall=stall, burst=3, seed=take,
+                                               quiet=True)
+        _check(results)
+        aborted = results["aborted"]
+        assert aborted["cmd_taken"] == 4 and aborted["prefix_exact"], aborted
+        assert aborted["output_words_taken"] == take
+        assert results["images"] == len(jobs) and results["sent_cmd"] == len(jobs)
