@@ -122,7 +122,7 @@ BOARDS: dict[str, Board] = {board.name: board for board in (
           family="ice40", device="iCE40UP5K", preset="iris", lanes=1,
           options={"serial_sigmoid": True, "serial_sampler": True}, clock_mhz=45.0,
           multipliers=8, block_ram_bits=30 * 4096, usb_serial="FTDI FT2232H (channel B)",
-          synth_opts="-dsp",
+          synth_opts="-dsp -dffe_min_ce_use 4",
           notes=("UP5K SPRAM (4 x 256 kbit) is not initialised by the bitstream: weights live "
                  "in the 30 block RAMs (120 kbit)",)),
     Board(name="ulx3s-85f", platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",

@@ -107,6 +107,17 @@ def out_layout(width: int) -> data.StructLayout:
     return data.StructLayout({"data": signed(width), "last": unsigned(1)})
 
 
+def _last_word(m: Module, n: int, transfer, name: str) -> Signal:
+    """Counts the words of ``n``-word vectors as they transfer; returns a register that
+    is high on each vector's last word, so a queue's pop needs no comparator."""
+    word = counter(n, name=f"{name}_word")
+    last = Signal(init=n == 1, name=f"{name}_last")
+    with m.If(transfer):
+        m.d.sync += [word.eq(Mux(last, 0, word + 1)),
+                     last.eq(Mux(last, n == 1, word == n - 2))]
+    return last
+
+
 class VAECore(wiring.Component):
     """The VAE core built from a :class:`hw.plan.CorePlan`.
 
@@ -224,10 +235,8 @@ class VAECore(wiring.Component):
         to_latent = (head_q.o.valid & ~head_q.o.payload
                      & latent_q.o.valid & latent_q.o.payload.from_head)
         m.d.comb += head.o.ready.eq(Mux(to_out, out.ready, to_latent & latent.i.ready))
-        head_word = counter(2 * L)
-        with m.If(head.o.valid & head.o.ready):
-            m.d.sync += head_word.eq(Mux(head_word == 2 * L - 1, 0, head_word + 1))
-            m.d.comb += head_q.o.ready.eq(head_word == 2 * L - 1)
+        head_last = _last_word(m, 2 * L, head.o.valid & head.o.ready, "head")
+        m.d.comb += head_q.o.ready.eq(head.o.valid & head.o.ready & head_last)
 
         from_head = latent_q.o.payload.from_head
         m.d.comb += [
@@ -235,10 +244,8 @@ class VAECore(wiring.Component):
             latent.i.payload.data.eq(Mux(from_head, head.o.payload, 0)),
             latent.i.payload.sample.eq(latent_q.o.payload.sample),
         ]
-        latent_word = counter(2 * L)
-        with m.If(latent.i.valid & latent.i.ready):
-            m.d.sync += latent_word.eq(Mux(latent_word == 2 * L - 1, 0, latent_word + 1))
-            m.d.comb += latent_q.o.ready.eq(latent_word == 2 * L - 1)
+        latent_last = _last_word(m, 2 * L, latent.i.valid & latent.i.ready, "latent")
+        m.d.comb += latent_q.o.ready.eq(latent.i.valid & latent.i.ready & latent_last)
 
         # ---- output, in command order -------------------------------------------
         out_max = max(art.input_dim, 2 * L)

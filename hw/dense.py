@@ -274,9 +274,9 @@ class DensePlan:
         if self.buffered:
             memories += [MemoryUse(f"{spec.name}_buf{j}", self.buffer_depth, wx,
                                    sync_read=True, writable=True) for j in range(simd)]
-            # groups written, column, write and read slots, vectors ahead
+            # groups written, column, write and read slots, vectors ahead, next group there
             buffer_registers = (counter_bits(groups) + (counter_bits(simd) if simd > 1 else 0)
-                                + 2 + 2)
+                                + 2 + 2 + 1)
         pp_bits = sum(s.width for s in self.product.pp_spans)
         pass_bits = counter_bits(passes)
         macs = self.multipliers
@@ -469,11 +469,14 @@ class Dense(wiring.Component):
             wslot = Signal()                # the slot being written
             rslot = Signal()                # the slot the passes read
             ahead = Signal(range(3))        # vectors written in full and not yet released
+            # the group at the issue index is in the buffer: a register (loaded with its
+            # next-clock value below), since issue fans out to every counter and stage
+            avail = Signal()
             write = Signal()
             m.d.comb += [
                 self.i.ready.eq(ahead != 2),
                 write.eq(self.i.valid & self.i.ready),
-                issue.eq(adv & ((ahead != 0) | ((pass_idx == 0) & (written > in_idx)))),
+                issue.eq(adv & avail),
             ]
             for j, (wport, rport) in enumerate(columns):
                 m.d.comb += [wport.addr.eq(Cat(written, wslot)), wport.data.eq(self.i.payload),
@@ -483,7 +486,19 @@ class Dense(wiring.Component):
             wrote_all = write & in_last_group & (column == plan.last_group_words - 1)
             group_done = write & ((column == simd - 1) | wrote_all)
             released = issue & last_in & last_pass
-            m.d.sync += ahead.eq(ahead + wrote_all - released)
+            ahead_next = Signal(range(3))
+            m.d.comb += ahead_next.eq(ahead + wrote_all - released)
+            m.d.sync += ahead.eq(ahead_next)
+            # With no whole vector ahead the passes read the slot being written (pass 0:
+            # a pass cannot end before its vector is complete), and the next group is
+            # there when the writer's count will exceed the reader's next index.  After
+            # a release that index is 0; otherwise both counts move by at most one.
+            lead = Signal(signed(len(written) + 1))
+            m.d.comb += lead.eq(written - in_idx)
+            step = Mux(issue, Mux(group_done, lead > 0, lead > 1),
+                       Mux(group_done, lead >= 0, lead > 0))
+            m.d.sync += avail.eq((ahead_next != 0)
+                                 | Mux(released, (written != 0) | group_done, step))
             with m.If(wrote_all):
                 m.d.sync += wslot.eq(~wslot)
             with m.If(released):

@@ -237,7 +237,9 @@ def estimate(plan: CorePlan) -> CoreEstimate:
     the cycle of the last output word.  ``ii[mode]``: jobs of that mode back to
     back, the clocks between consecutive jobs' last words once the pipeline is
     full -- the slowest stage's period (:func:`stage_periods`), since every
-    stage works on its own image.  ``ideal_ii[mode]``: the physical limit, the
+    stage works on its own image.  (Stages of nearly the same period take a few
+    jobs to fall into step, and a serial sampler's buffer, full after reset,
+    first lets sampling jobs through faster: the gaps reach ``ii`` after that.)  ``ideal_ii[mode]``: the physical limit, the
     largest ``MACs / (lanes * simd)`` of the mode's layers.
     """
     latency, ii, stages, macs, ideal = {}, {}, {}, {}, {}

@@ -160,13 +160,13 @@ class CorePlan:
 
     def control_registers(self) -> int:
         """The core's job control (three job queues, the input's image count, four word
-        counters) and its output slice."""
+        counters, two of them with a last-word flag) and its output slice."""
         art = self.artifact
         L = art.latent_dim
         depth = self.queue_depth
         return (2 * RegisterFifo.cost(depth, 1).registers + RegisterFifo.cost(depth, 2).registers
                 + counter_bits(depth + 1) + counter_bits(art.input_dim)
-                + 2 * counter_bits(2 * L) + counter_bits(max(art.input_dim, 2 * L))
+                + 2 * (counter_bits(2 * L) + 1) + counter_bits(max(art.input_dim, 2 * L))
                 + RegisterSlice.register_bits(self.out_width + 1))
 
     def cost(self) -> Cost:

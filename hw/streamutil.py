@@ -23,7 +23,7 @@ allows.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, Value
+from amaranth.hdl import Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -134,11 +134,13 @@ class RegisterSlice(wiring.Component):
 
 class RegisterFifo(wiring.Component):
     """A FIFO of ``depth`` registers (no memory primitive: its cost is the same flip-flops
-    on every FPGA), shifting like an SRL FIFO: a push moves every entry up one and
-    writes entry 0, so all entries share one enable (on an iCE40 every distinct
-    enable splits a logic block: per-entry write enables made the board's placer
-    fail); ``o.payload`` is entry ``count - 1``, the oldest, read through a
-    multiplexer.
+    on every FPGA) whose oldest entry is always entry 0, so ``o.payload`` is a register
+    and a stage that routes by it adds no read multiplexer to its path (the core's
+    job records feed the routing of the head's words: read through a multiplexer
+    they were the iCE40 build's critical path).  A pop moves every entry down one; a
+    push writes the first free entry.  ``o.valid`` is a register too, and ``pop``
+    only selects between two values decoded from the registers, so a consumer's
+    ready logic ends one LUT after it reaches the queue.
 
     The serial sampler buffers its draws in one; the core keeps each stage's job
     records (a job's mode bits) in one per stage, pushed at the command and
@@ -155,7 +157,7 @@ class RegisterFifo(wiring.Component):
     def cost(depth: int, width: int) -> Cost:
         if depth == 0:
             return Cost()
-        return Cost(registers=depth * width + counter_bits(depth + 1))
+        return Cost(registers=depth * width + counter_bits(depth + 1) + 1)   # + o.valid
 
     def elaborate(self, platform):
         m = Module()
@@ -166,16 +168,19 @@ class RegisterFifo(wiring.Component):
         pop = self.o.valid & self.o.ready
         m.d.comb += [
             self.i.ready.eq(count != depth),
-            self.o.valid.eq(count != 0),
+            self.o.payload.eq(entries[0]),
         ]
-        with m.Switch(count):   # the oldest entry; count 0 (nothing valid) reads the last
-            for k, entry in enumerate(entries[:-1]):
-                with m.Case(k + 1):
-                    m.d.comb += self.o.payload.eq(entry)
-            with m.Default():
-                m.d.comb += self.o.payload.eq(entries[-1])
-        with m.If(push):
-            m.d.sync += [entries[0].eq(self.i.payload),
-                         *(entry.eq(before) for entry, before in zip(entries[1:], entries))]
-        m.d.sync += count.eq(count + push - pop)
+        m.d.sync += [
+            count.eq(count + push - pop),
+            self.o.valid.eq(Mux(push, 1, Mux(pop, count != 1, count != 0))),
+        ]
+        for k, entry in enumerate(entries):
+            # without a pop a push lands at ``count``; with one, everything moves down
+            # and it lands at ``count - 1``
+            stay = Mux(push & (count == k), self.i.payload, entry)
+            if k + 1 < depth:
+                shifted = Mux(push & (count == k + 1), self.i.payload, entries[k + 1])
+                m.d.sync += entry.eq(Mux(pop, shifted, stay))
+            else:
+                m.d.sync += entry.eq(Mux(pop, entry, stay))
         return m
