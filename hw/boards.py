@@ -108,15 +108,16 @@ def _build_only(platform_cls):
 # Why these configurations (figures from `make bitstream`, README "Boards"):
 # - iCEBreaker, IRIS: one lane per layer and the serial sigmoid and sampler (one
 #   multiplier block each) fit the UP5K's 8 SB_MAC16 (7 used); 45 MHz is 15 clocks
-#   per 3 Mbaud bit and sits below the Fmax of the seeds that place (1: 47.8 MHz,
-#   2: 45.4 MHz; at 83 % of the logic cells seed 3 finds no legal placement).
+#   per 3 Mbaud bit and sits below the measured 46.0 MHz Fmax.  At 84 % of the
+#   logic cells the placer needs Yosys to keep clock enables of fewer than four
+#   flip-flops in logic (-dffe_min_ce_use 4): without it no legal placement.
 # - ULX3S-85F, MNIST: 16 lanes on the wide layers: 65 of the 156 multipliers (the
-#   units' included) and 141 of the 208 DP16KD; the core then runs 12,783 clocks
-#   per reconstruction, ~5,900 images/s at 75 MHz, 30 times what the 3 Mbaud link
+#   units' included) and 142 of the 208 DP16KD; the core then takes a new image
+#   every 6,272 clocks, ~12,000 images/s at 75 MHz, 63 times what the 3 Mbaud link
 #   carries (190/s), so more lanes would buy nothing on this link and cost timing
 #   (32 and 64 lanes congest the router).  75 MHz (25 MHz x 3) is below the
-#   measured 91 MHz Fmax, whose critical path is a block RAM's clock-to-out and
-#   route to a register.
+#   measured 84 MHz Fmax, whose critical path is an operand register through a
+#   MULT18X18D.
 BOARDS: dict[str, Board] = {board.name: board for board in (
     Board(name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
           family="ice40", device="iCE40UP5K", preset="iris", lanes=1,

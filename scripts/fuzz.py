@@ -11,7 +11,7 @@ Core ``i`` of a run draws everything from its own seed, derived from
 activations and inputs 4-16 bits; model.random_artifact's random weights),
 the sigmoid and the sampler's correction, lanes per layer (1..n_out, now and
 then above n_out, which the plan clamps), SIMD per layer (1 for half the
-layers, else 2..n_in+2, clamped), the options (mult_width 9/16/18,
+layers, else 2..min(n_in + 2, hw.planner.MAX_SIMD), clamped to n_in), the options (mult_width 9/16/18,
 serial sigmoid, serial sampler, block RAM columns), a queue of 4-10 jobs of
 mixed modes and the stall probabilities on ``cmd``, ``i`` and ``o``.
 
@@ -154,9 +154,12 @@ def draw_config(seed: int, *, max_width: int = 40) -> FuzzConfig:
     n_outs = [*hidden, 2 * latent, *hidden[::-1], input_dim]
     lanes = tuple(int(rng.integers(n + 1, n + 4)) if rng.random() < 0.15
                   else int(rng.integers(1, n + 1)) for n in n_outs)
-    # half the layers take one input per lane and clock, the rest up to a few past n_in
+    # half the layers take one input per lane and clock, the rest up to the planner's
+    # widest (past n_in, which the plan clamps, now and then)
     n_ins = [input_dim, *hidden, latent, *hidden[::-1]]
-    simd = tuple(1 if rng.random() < 0.5 else int(rng.integers(2, n + 3)) for n in n_ins)
+    from hw.planner import MAX_SIMD
+    simd = tuple(1 if rng.random() < 0.5 else int(rng.integers(2, min(n + 2, MAX_SIMD) + 1))
+                 for n in n_ins)
     n_jobs = int(rng.integers(4, 11))
     modes = tuple(str(m) for m in rng.choice(MODES, n_jobs))
     if rng.random() < 1 / 3:
