@@ -181,7 +181,8 @@ def bench_plans(args, rows: list, problems: list) -> list[dict]:
             errors, latency, gaps = measure_mode(core, mode, 3, seed=0)
             ii, ideal = gaps[-1], est.ideal_ii[mode]
             rate = PLAN_MHZ * 1e6 / ii
-            r = {"budget": budget, "lanes": plan.lanes, "multipliers": est.multipliers,
+            r = {"budget": budget, "lanes": plan.lanes, "simd": plan.simd,
+                 "multipliers": est.multipliers,
                  "mode": mode, "sim_ii": ii, "model_ii": est.ii[mode], "sim_latency": latency,
                  "model_latency": est.latency[mode], "ideal_ii": ideal,
                  "ii_over_ideal": ii / ideal, f"images_per_s_at_{PLAN_MHZ}mhz": rate,
@@ -194,8 +195,8 @@ def bench_plans(args, rows: list, problems: list) -> list[dict]:
             if ii > IDEAL_GOAL * ideal:
                 problems.append(f"plan for {budget} blocks, {mode}: II {ii} above "
                                 f"{IDEAL_GOAL} x the ideal {ideal:.0f}")
-            rows.append(("plan", f"mnist {mode}, budget {budget}: lanes {_lanes_text(plan.lanes)},"
-                         f" {est.multipliers} blocks", f"II {_grouped(ii)}, latency "
+            rows.append(("plan", f"mnist {mode}, budget {budget}: lanes {_lanes_text(plan.lanes)}"
+                         f" x SIMD {_lanes_text(plan.simd)}, {est.multipliers} blocks", f"II {_grouped(ii)}, latency "
                          f"{_grouped(latency)} ({_grouped(rate)} img/s at {PLAN_MHZ} MHz)",
                          f"estimate {_grouped(r['model_ii'])} / {_grouped(r['model_latency'])};"
                          f" ideal {_grouped(ideal)}", f"{ii / ideal:.3f}"))
