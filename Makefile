@@ -81,9 +81,9 @@ demo: verilog $(SHORT_SIMS) ## set up and run the main job end to end on the emb
 compare: $(SHORT_SIMS) ## the report: float vs quantized vs RTL (make sim's outputs when current, else the short run)
 	$(COMPARE) --sim-dir $(BUILD)/sim $(BUILD)/sim-short
 
-sim: $(ARTIFACTS) ## sign-off: Verilog vs golden model, every mode, Icarus + Verilator, whole test sets
-	$(FXVAE) cosim --preset iris --sim both --mode all $(call lanes_arg,iris) --reset-test
-	$(FXVAE) cosim --preset mnist --sim both --mode all $(call lanes_arg,mnist) --reset-test
+sim: $(ARTIFACTS) ## sign-off: Verilog vs golden model, every mode, mixed queues, resets, Icarus + Verilator
+	$(FXVAE) cosim --preset iris --sim both --mode all $(call lanes_arg,iris) --reset-test --queue 150
+	$(FXVAE) cosim --preset mnist --sim both --mode all $(call lanes_arg,mnist) --reset-test --queue 100
 
 fuzz: setup ## random cores vs golden model and cycle model: 200 in Amaranth, 20 in Verilator
 	$(FXVAE) fuzz --cores 200 --seed 1 --jobs 2

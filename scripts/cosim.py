@@ -46,7 +46,8 @@ def parse_args(argv=None, prog=None):
                      help="a deterministic random artifact of the preset's shape "
                           "(model.random_artifact; no training needed)")
     p.add_argument("--sim", default="both", choices=(*SIMULATORS, "both"))
-    p.add_argument("--mode", default="all", choices=(*MODES, "all"))
+    p.add_argument("--mode", default="all", choices=(*MODES, "all", "none"),
+                   help="the mode whose images run one mode at a time (none: only --queue)")
     p.add_argument("--images", type=int, default=None,
                    help="images per mode (default: the whole evaluation set: 150 IRIS "
                         "samples, 1,000 MNIST test images)")
@@ -60,6 +61,11 @@ def parse_args(argv=None, prog=None):
     p.add_argument("--seed", type=int, default=1, help="seed of the stall patterns")
     p.add_argument("--reset-test", action="store_true",
                    help="also run the reset-in-the-middle-of-an-image test per mode")
+    p.add_argument("--queue", type=int, default=0, metavar="N",
+                   help="also, per simulator, a queue of N jobs of mixed modes (drawn from "
+                        "--seed; the evaluation images in order) back to back under random "
+                        "stalls (--stall, at least 0.3), then a reset with four of them in "
+                        "flight followed by the queue's first 16")
     p.add_argument("--progress", type=int, default=None,
                    help="print progress every N images (default: about 10 lines a run)")
     p.add_argument("--quiet", action="store_true",
@@ -126,7 +132,7 @@ def main(argv=None, prog: str | None = None) -> int:
         if problem:
             print(f"error: cannot simulate with {sim}: {problem}", file=sys.stderr)
             return 2
-    modes = list(MODES) if args.mode == "all" else [args.mode]
+    modes = list(MODES) if args.mode == "all" else [] if args.mode == "none" else [args.mode]
     n = args.images if args.images is not None else len(x_all)
     if n > len(x_all) and set(modes) - {"generate"}:
         raise SystemExit(f"only {len(x_all)} images available, asked for {n}")
@@ -213,22 +219,54 @@ def main(argv=None, prog: str | None = None) -> int:
                 failures.append(f"{sim} {mode}: {exc}")
                 print(f"[{sim}] {mode}: FAILED: {exc}", file=sys.stderr, flush=True)
 
+    def run_queue(sim: str) -> None:
+        """The mixed-mode queue, then the reset with jobs in flight, on one simulator."""
+        rng = np.random.default_rng(args.seed)
+        queue = [(str(mode), None if mode == "generate" else x_all[k % len(x_all)])
+                 for k, mode in enumerate(rng.choice(MODES, args.queue))]
+        stall = max(args.stall, 0.3)
+        try:
+            ensure_built(sim)
+            cosim = cosims[sim]
+            for test, run in (
+                    ("job_queue", lambda: cosim.run_jobs(
+                        queue, workdir=out / "work" / f"queue-{sim}", stall=stall,
+                        burst=args.burst, seed=args.seed, quiet=args.quiet)),
+                    ("reset_in_flight", lambda: cosim.run_reset_in_flight(
+                        queue[:4], queue[:16], workdir=out / "work" / f"reset-{sim}",
+                        stall=stall, burst=args.burst, seed=args.seed, quiet=True))):
+                results, _ = run()
+                with lock:
+                    drop_lists(results)
+                    results.update(sim=sim, mode="mixed", test=test)
+                    rows.append(results)
+                    print(f"[{sim}] {test}: {results['images']} jobs of mixed modes, "
+                          f"{results['mismatches']} mismatches, "
+                          f"{len(results['protocol_errors'])} protocol errors", flush=True)
+        except (SimulationFailed, SimulatorMissing) as exc:
+            with lock:
+                failures.append(f"{sim} queue: {exc}")
+                print(f"[{sim}] queue: FAILED: {exc}", file=sys.stderr, flush=True)
+
     # Longest jobs first (Icarus is 10-50x slower per cycle on the big core),
     # so --jobs workers finish together.
     slowness = {"icarus": 20.0, "verilator": 1.0}
     jobs = sorted(((sim, mode) for sim in sims for mode in modes),
                   key=lambda j: -slowness[j[0]] * images_for(j[0]) * max(
                       1, int(design.meta["latency"][j[1]])))
+    tasks = [(run_queue, (sim,)) for sim in sims if args.queue] + [
+        (run_job, job) for job in jobs]
     if args.jobs > 1:
         from concurrent.futures import ThreadPoolExecutor
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            for future in [pool.submit(run_job, sim, mode) for sim, mode in jobs]:
+            for future in [pool.submit(task, *task_args) for task, task_args in tasks]:
                 future.result()
     else:
-        for sim, mode in jobs:
-            run_job(sim, mode)
+        for task, task_args in tasks:
+            task(*task_args)
 
-    rows.sort(key=lambda r: (r["sim"], MODES.index(r["mode"]), r.get("test", "")))
+    order = {mode: k for k, mode in enumerate((*MODES, "mixed"))}
+    rows.sort(key=lambda r: (r["sim"], order[r["mode"]], r.get("test", "")))
     speed_rows = [r for r in rows if "test" not in r]
     summary = {
         "preset": preset, "artifact": str(args.artifact or args.preset or "random"),
