@@ -29,7 +29,7 @@ from model.artifact import Artifact
 from model.fixed import MODES
 
 from .dense import dense_plan
-from .estimate import dense_period, stage_periods
+from .estimate import dense_period, estimate, stage_periods
 from .plan import CorePlan, core_plan, parse_lanes, parse_simd
 
 __all__ = ["MAX_SIMD", "LayerOption", "layer_options", "plan_for_budget", "plan_for_rate", "PlanError",
@@ -121,9 +121,10 @@ def plan_for_rate(artifact: Artifact, images_per_s: float, mhz: float, **options
                             f"{target} clocks, but the {stage} stage alone takes {period}")
     picks = []
     for index, dp in enumerate(start.dense):
-        pick = _cheapest(layer_options(start, index), target)
+        choices = layer_options(start, index)
+        pick = _cheapest(choices, target)
         if pick is None:
-            fastest = layer_options(start, index)[-1]
+            fastest = choices[-1]
             raise PlanError(f"{images_per_s:,.0f} images/s at {mhz:g} MHz needs an II of "
                             f"{target} clocks, but layer {dp.spec.name} takes {fastest.period} "
                             f"even with {fastest.lanes} lanes x {fastest.simd} SIMD")
@@ -193,7 +194,6 @@ def plan_from_args(args, artifact: Artifact, default_lanes, *, mhz: float | None
     else:
         return core_plan(artifact, default_lanes if args.lanes is None else args.lanes,
                          simd=1 if args.simd is None else args.simd, **options)
-    from .estimate import estimate
     est = estimate(plan)
     ii = max(est.ii.values())
     print(f"lane plan for {why}: lanes {','.join(map(str, plan.lanes))} x SIMD "

@@ -177,47 +177,42 @@ def main(argv=None, prog: str | None = None) -> int:
 
     def run_job(sim: str, mode: str) -> None:
         """One simulation: N images of one mode (then the reset test, if asked)."""
-        try:
-            build_seconds = ensure_built(sim)
-            cosim = cosims[sim]
-            count = images_for(sim)
-            x = inputs[mode][:count] if inputs[mode] is not None else None
-            every = args.progress or max(1, count // 10)
-            results, words = cosim.run(
-                mode, x=x, n=count, workdir=out / "work", stall=args.stall,
-                burst=args.burst, seed=args.seed, progress_every=every,
-                expected=expected[mode][:count], quiet=args.quiet)
-            results["build_seconds"] = build_seconds
-            drop_lists(results)
-            if cosim.simulation.waves_path:
-                results["waves"] = str(cosim.simulation.waves_path)
+        build_seconds = ensure_built(sim)
+        cosim = cosims[sim]
+        count = images_for(sim)
+        x = inputs[mode][:count] if inputs[mode] is not None else None
+        every = args.progress or max(1, count // 10)
+        results, words = cosim.run(
+            mode, x=x, n=count, workdir=out / "work", stall=args.stall,
+            burst=args.burst, seed=args.seed, progress_every=every,
+            expected=expected[mode][:count], quiet=args.quiet)
+        results["build_seconds"] = build_seconds
+        drop_lists(results)
+        if cosim.simulation.waves_path:
+            results["waves"] = str(cosim.simulation.waves_path)
+        with lock:
+            rows.append(results)
+            rtl[f"{sim}/{mode}"] = words
+            print(f"[{sim}] {mode}: {results['images']} images, "
+                  f"{results['mismatches']} mismatches, "
+                  f"{results['cycles_per_image']:.0f} cycles/image, "
+                  f"{results['images_per_second']:.1f} images/s"
+                  + (f"; waveform {results['waves']}" if "waves" in results else ""),
+                  flush=True)
+        if args.reset_test:
+            rcount = min(count, 8)
+            rx = x[:rcount] if x is not None else None
+            results, _ = cosim.run(mode, x=rx, n=rcount, workdir=out / "work",
+                                   stall=max(args.stall, 0.2), burst=args.burst,
+                                   seed=args.seed + 1, test="reset_mid_image",
+                                   expected=expected[mode][:rcount], quiet=True)
             with lock:
+                drop_lists(results)
+                results["test"] = "reset_mid_image"
                 rows.append(results)
-                rtl[f"{sim}/{mode}"] = words
-                print(f"[{sim}] {mode}: {results['images']} images, "
-                      f"{results['mismatches']} mismatches, "
-                      f"{results['cycles_per_image']:.0f} cycles/image, "
-                      f"{results['images_per_second']:.1f} images/s"
-                      + (f"; waveform {results['waves']}" if "waves" in results else ""),
-                      flush=True)
-            if args.reset_test:
-                rcount = min(count, 8)
-                rx = x[:rcount] if x is not None else None
-                results, _ = cosim.run(mode, x=rx, n=rcount, workdir=out / "work",
-                                       stall=max(args.stall, 0.2), burst=args.burst,
-                                       seed=args.seed + 1, test="reset_mid_image",
-                                       expected=expected[mode][:rcount], quiet=True)
-                with lock:
-                    drop_lists(results)
-                    results["test"] = "reset_mid_image"
-                    rows.append(results)
-                    print(f"[{sim}] {mode}: reset mid-image test, {results['mismatches']} "
-                          f"mismatches, aborted-job prefix exact: "
-                          f"{results['aborted'].get('output_prefix_exact')}", flush=True)
-        except (SimulationFailed, SimulatorMissing) as exc:
-            with lock:
-                failures.append(f"{sim} {mode}: {exc}")
-                print(f"[{sim}] {mode}: FAILED: {exc}", file=sys.stderr, flush=True)
+                print(f"[{sim}] {mode}: reset mid-image test, {results['mismatches']} "
+                      f"mismatches, aborted-job prefix exact: "
+                      f"{results['aborted'].get('output_prefix_exact')}", flush=True)
 
     def run_queue(sim: str) -> None:
         """The mixed-mode queue, then the reset with jobs in flight, on one simulator."""
@@ -225,28 +220,33 @@ def main(argv=None, prog: str | None = None) -> int:
         queue = [(str(mode), None if mode == "generate" else x_all[k % len(x_all)])
                  for k, mode in enumerate(rng.choice(MODES, args.queue))]
         stall = max(args.stall, 0.3)
+        ensure_built(sim)
+        cosim = cosims[sim]
+        for test, run in (
+                ("job_queue", lambda: cosim.run_jobs(
+                    queue, workdir=out / "work" / f"queue-{sim}", stall=stall,
+                    burst=args.burst, seed=args.seed, quiet=args.quiet)),
+                ("reset_in_flight", lambda: cosim.run_reset_in_flight(
+                    queue[:4], queue[:16], workdir=out / "work" / f"reset-{sim}",
+                    stall=stall, burst=args.burst, seed=args.seed, quiet=True))):
+            results, _ = run()
+            with lock:
+                drop_lists(results)
+                results.update(sim=sim, mode="mixed", test=test)
+                rows.append(results)
+                print(f"[{sim}] {test}: {results['images']} jobs of mixed modes, "
+                      f"{results['mismatches']} mismatches, "
+                      f"{len(results['protocol_errors'])} protocol errors", flush=True)
+
+    def guarded(sim: str, what: str, task, *task_args) -> None:
+        """Run one simulation task; a simulator that fails or is missing is recorded and
+        printed, and the other tasks go on."""
         try:
-            ensure_built(sim)
-            cosim = cosims[sim]
-            for test, run in (
-                    ("job_queue", lambda: cosim.run_jobs(
-                        queue, workdir=out / "work" / f"queue-{sim}", stall=stall,
-                        burst=args.burst, seed=args.seed, quiet=args.quiet)),
-                    ("reset_in_flight", lambda: cosim.run_reset_in_flight(
-                        queue[:4], queue[:16], workdir=out / "work" / f"reset-{sim}",
-                        stall=stall, burst=args.burst, seed=args.seed, quiet=True))):
-                results, _ = run()
-                with lock:
-                    drop_lists(results)
-                    results.update(sim=sim, mode="mixed", test=test)
-                    rows.append(results)
-                    print(f"[{sim}] {test}: {results['images']} jobs of mixed modes, "
-                          f"{results['mismatches']} mismatches, "
-                          f"{len(results['protocol_errors'])} protocol errors", flush=True)
+            task(*task_args)
         except (SimulationFailed, SimulatorMissing) as exc:
             with lock:
-                failures.append(f"{sim} queue: {exc}")
-                print(f"[{sim}] queue: FAILED: {exc}", file=sys.stderr, flush=True)
+                failures.append(f"{sim} {what}: {exc}")
+                print(f"[{sim}] {what}: FAILED: {exc}", file=sys.stderr, flush=True)
 
     # Longest jobs first (Icarus is 10-50x slower per cycle on the big core),
     # so --jobs workers finish together.
@@ -254,16 +254,16 @@ def main(argv=None, prog: str | None = None) -> int:
     jobs = sorted(((sim, mode) for sim in sims for mode in modes),
                   key=lambda j: -slowness[j[0]] * images_for(j[0]) * max(
                       1, int(design.meta["latency"][j[1]])))
-    tasks = [(run_queue, (sim,)) for sim in sims if args.queue] + [
-        (run_job, job) for job in jobs]
+    tasks = [(sim, "queue", run_queue, sim) for sim in sims if args.queue] + [
+        (sim, mode, run_job, sim, mode) for sim, mode in jobs]
     if args.jobs > 1:
         from concurrent.futures import ThreadPoolExecutor
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            for future in [pool.submit(task, *task_args) for task, task_args in tasks]:
+            for future in [pool.submit(guarded, *task) for task in tasks]:
                 future.result()
     else:
-        for task, task_args in tasks:
-            task(*task_args)
+        for task in tasks:
+            guarded(*task)
 
     order = {mode: k for k, mode in enumerate((*MODES, "mixed"))}
     rows.sort(key=lambda r: (r["sim"], order[r["mode"]], r.get("test", "")))
